@@ -1,0 +1,26 @@
+"""Composition root: the FunctionApp and its blueprints. No business logic lives here.
+
+Settings are validated at import (start-up), so a bad setting stops the worker with a
+message naming it; the object graph is built on first use (shared/container.py).
+"""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from shared.config import load_settings
+from shared.http import system
+from shared.http.api import ApiBlueprint
+from shared.http.openapi import build_openapi
+
+load_settings()
+
+API_BLUEPRINTS: list[ApiBlueprint] = [system.api]
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+for area in API_BLUEPRINTS:
+    app.register_functions(area.blueprint)
+
+system.publish_openapi(
+    lambda: build_openapi(op for area in API_BLUEPRINTS for op in area.operations)
+)

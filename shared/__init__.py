@@ -1,0 +1,1 @@
+"""The Outlook Integration API application package (layers described in docs/architecture.md)."""

@@ -1,0 +1,237 @@
+"""The one Settings object: every app setting, read from the environment and validated once.
+
+Names are exactly those in local.settings.sample.json (Azure Functions app settings become
+environment variables). A bad or missing setting stops start-up with `SettingsError`, whose
+message names each setting and what is wrong with it but never echoes a value: several
+settings are secrets.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+
+# Where each problem+json `type` points: the error catalogue in this repository's docs.
+DEFAULT_PROBLEM_TYPE_BASE = (
+    "https://github.com/outlook-integration-api/outlook-integration-api/blob/main/docs/errors.md#"
+)
+
+
+class SettingsError(RuntimeError):
+    """Start-up configuration is unusable; the message is safe to print."""
+
+
+class Environment(StrEnum):
+    LOCAL = "local"
+    PRODUCTION = "production"
+
+
+class KeyProviderKind(StrEnum):
+    LOCAL = "local"
+    KEYVAULT = "keyvault"
+
+
+def _https_or_loopback(url: HttpUrl) -> HttpUrl:
+    # Tokens travel to these hosts: plain http only ever to this machine.
+    if url.scheme != "https" and url.host not in {"127.0.0.1", "localhost", "::1", "[::1]"}:
+        raise ValueError("must be an https URL (http is allowed only on loopback)")
+    return url
+
+
+SecureUrl = Annotated[HttpUrl, AfterValidator(_https_or_loopback)]
+
+
+def _csv(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.replace(";", ",").split(",") if item.strip()]
+    return value
+
+
+def _split_scopes(value: object) -> object:
+    if isinstance(value, str):
+        return [item for item in value.replace(",", " ").split() if item]
+    return value
+
+
+class Settings(BaseModel):
+    """Every setting the app reads. See README.md ("Settings") for what each one does."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, validate_default=True)
+
+    APP_ENV: Environment = Environment.LOCAL
+
+    # The Entra ID tenant and this app's registration.
+    TENANT_ID: UUID
+    CLIENT_ID: UUID
+    CLIENT_SECRET: SecretStr | None = None
+    API_AUDIENCE: str | None = None  # default: api://{CLIENT_ID}
+    API_SCOPE: str = "access_as_user"
+
+    # Clouds: public Entra + Graph by default; national clouds and the sandbox by setting.
+    AUTHORITY_HOST: SecureUrl = HttpUrl("https://login.microsoftonline.com")
+    GRAPH_BASE_URL: SecureUrl = HttpUrl("https://graph.microsoft.com/v1.0")
+    GRAPH_SCOPES: list[str] = Field(
+        default_factory=lambda: [
+            "Mail.ReadWrite",
+            "Mail.Send",
+            "Mail.ReadWrite.Shared",
+            "Mail.Send.Shared",
+            "User.Read",
+        ]
+    )
+    CA_BUNDLE: Path | None = None  # extra trust for every outbound TLS connection
+
+    # The browser flow.
+    REDIRECT_URI: SecureUrl = HttpUrl("http://127.0.0.1:7071/api/auth/callback")
+    RETURN_TO_ALLOWLIST: list[str] = Field(default_factory=list)
+
+    # Table Storage: a connection string (Azurite, keyed accounts) or an endpoint reached with
+    # the managed identity (production).
+    STORAGE_CONNECTION_STRING: SecretStr | None = None
+    STORAGE_TABLE_ENDPOINT: SecureUrl | None = None
+    TABLE_PREFIX: str = Field(default="oia", pattern=r"^[A-Za-z][A-Za-z0-9]{0,19}$")
+    STORAGE_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0, le=60)
+
+    # Key material for the credential encryption (two layers, see docs/security.md).
+    KEY_PROVIDER: KeyProviderKind = KeyProviderKind.LOCAL
+    LOCAL_AES_KEY: SecretStr | None = None  # base64 of 32 bytes
+    LOCAL_FERNET_KEYS: SecretStr | None = None  # comma-separated Fernet keys, newest first
+    KEY_VAULT_URL: SecureUrl | None = None
+    KEY_VAULT_AES_SECRET_NAME: str = "credential-aes-key"
+    KEY_VAULT_FERNET_SECRET_NAME: str = "credential-fernet-keys"
+
+    # Requests and outbound calls.
+    MAX_REQUEST_BODY_BYTES: int = Field(default=50 * 1024 * 1024, gt=0)
+    GRAPH_TIMEOUT_SECONDS: float = Field(default=30.0, gt=0, le=230)
+
+    # Errors and audit.
+    PROBLEM_TYPE_BASE_URL: SecureUrl = HttpUrl(DEFAULT_PROBLEM_TYPE_BASE)
+    APPLICATIONINSIGHTS_CONNECTION_STRING: SecretStr | None = None
+    AUDIT_LOG_PATH: Path = Path(".audit/audit.jsonl")
+
+    @field_validator("GRAPH_SCOPES", mode="before")
+    @classmethod
+    def _parse_scopes(cls, value: object) -> object:
+        return _split_scopes(value)
+
+    @field_validator("RETURN_TO_ALLOWLIST", mode="before")
+    @classmethod
+    def _parse_allowlist(cls, value: object) -> object:
+        return _csv(value)
+
+    @field_validator("RETURN_TO_ALLOWLIST")
+    @classmethod
+    def _allowlist_are_urls(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not item.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+                raise ValueError("each entry must be an https URL (or http on loopback)")
+        return value
+
+    @field_validator("CA_BUNDLE")
+    @classmethod
+    def _bundle_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError("file does not exist")
+        return value
+
+    @field_validator("LOCAL_AES_KEY")
+    @classmethod
+    def _aes_key_is_32_bytes(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                raw = base64.b64decode(value.get_secret_value(), validate=True)
+            except (binascii.Error, ValueError):
+                raise ValueError("must be base64") from None
+            if len(raw) != 32:
+                raise ValueError("must decode to exactly 32 bytes (AES-256)")
+        return value
+
+    @field_validator("LOCAL_FERNET_KEYS")
+    @classmethod
+    def _fernet_keys_are_valid(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            keys = [k.strip() for k in value.get_secret_value().split(",") if k.strip()]
+            if not keys:
+                raise ValueError("must hold at least one Fernet key")
+            for key in keys:
+                try:
+                    raw = base64.urlsafe_b64decode(key.encode())
+                except (binascii.Error, ValueError):
+                    raise ValueError("each key must be urlsafe base64") from None
+                if len(raw) != 32:
+                    raise ValueError("each key must decode to 32 bytes (a Fernet key)")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        problems: list[str] = []
+        if (self.STORAGE_CONNECTION_STRING is None) == (self.STORAGE_TABLE_ENDPOINT is None):
+            problems.append(
+                "STORAGE_CONNECTION_STRING / STORAGE_TABLE_ENDPOINT: set exactly one of them"
+            )
+        if self.KEY_PROVIDER is KeyProviderKind.LOCAL:
+            if self.APP_ENV is Environment.PRODUCTION:
+                problems.append(
+                    "KEY_PROVIDER: 'local' is refused when APP_ENV is production; use keyvault"
+                )
+            if self.LOCAL_AES_KEY is None:
+                problems.append("LOCAL_AES_KEY: required when KEY_PROVIDER is local")
+            if self.LOCAL_FERNET_KEYS is None:
+                problems.append("LOCAL_FERNET_KEYS: required when KEY_PROVIDER is local")
+        elif self.KEY_VAULT_URL is None:
+            problems.append("KEY_VAULT_URL: required when KEY_PROVIDER is keyvault")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @cached_property
+    def audience(self) -> str:
+        return self.API_AUDIENCE or f"api://{self.CLIENT_ID}"
+
+    @cached_property
+    def authority(self) -> str:
+        return f"{str(self.AUTHORITY_HOST).rstrip('/')}/{self.TENANT_ID}"
+
+    @cached_property
+    def graph_base_url(self) -> str:
+        return str(self.GRAPH_BASE_URL).rstrip("/")
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Read and validate the settings; raise `SettingsError` naming every bad one."""
+    env = dict(os.environ if environ is None else environ)
+    known = set(Settings.model_fields)
+    # An empty app setting means "not set" (the portal and Bicep leave blanks behind).
+    values = {name: value for name, value in env.items() if name in known and value != ""}
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False):
+        name = ".".join(str(part) for part in error["loc"]) or "settings"
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"  {name}: {message}" if name != "settings" else f"  {message}")
+    return "invalid settings:\n" + "\n".join(lines)

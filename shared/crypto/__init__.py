@@ -1,0 +1,1 @@
+"""Credential encryption: key material (keys.py) and the two-layer envelope."""

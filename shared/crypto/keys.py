@@ -1,0 +1,127 @@
+"""Key material for the credential envelope: a `KeyRing` loaded once per worker.
+
+Two keys, two rotation paths (docs/security.md): an AES-256 key for the outer AES-GCM
+layer and a list of Fernet keys for the inner layer. The newest version encrypts; every
+loaded version decrypts. Locally the material comes from settings; in production from Key
+Vault secrets (every enabled version), read with the managed identity.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+from shared.config import KeyProviderKind, Settings
+from shared.errors import KeyProviderUnavailable
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    """Versions are opaque labels (Key Vault secret versions, or `local-N`)."""
+
+    aes_keys: dict[str, bytes]  # version → 32-byte key
+    aes_current: str
+    fernet_keys: dict[str, list[bytes]]  # version → Fernet keys (newest first)
+    fernet_current: str
+
+
+class KeyProvider(Protocol):
+    name: str
+
+    async def load(self) -> KeyRing: ...
+
+    async def check(self) -> None: ...
+
+
+class LocalKeyProvider:
+    """Development only: settings hold the key material (refused in production)."""
+
+    name = "keyProvider"
+
+    def __init__(self, aes_key_b64: str, fernet_keys_csv: str) -> None:
+        self._aes = base64.b64decode(aes_key_b64)
+        self._fernet = [k.strip().encode() for k in fernet_keys_csv.split(",") if k.strip()]
+
+    async def load(self) -> KeyRing:
+        return KeyRing(
+            aes_keys={"local-1": self._aes},
+            aes_current="local-1",
+            fernet_keys={"local-1": self._fernet},
+            fernet_current="local-1",
+        )
+
+    async def check(self) -> None:
+        await self.load()
+
+
+class KeyVaultKeyProvider:
+    """Reads every enabled version of the two secrets; the newest enabled one is current."""
+
+    name = "keyProvider"
+
+    def __init__(self, vault_url: str, aes_secret: str, fernet_secret: str) -> None:
+        self._vault_url = vault_url
+        self._aes_secret = aes_secret
+        self._fernet_secret = fernet_secret
+
+    def _client(self):  # type: ignore[no-untyped-def]
+        from azure.identity.aio import DefaultAzureCredential
+        from azure.keyvault.secrets.aio import SecretClient
+
+        return SecretClient(vault_url=self._vault_url, credential=DefaultAzureCredential())
+
+    async def _versions(self, client, name: str) -> tuple[dict[str, str], str]:  # type: ignore[no-untyped-def]
+        values: dict[str, str] = {}
+        newest: tuple[object, str] | None = None
+        async for props in client.list_properties_of_secret_versions(name):
+            if not props.enabled or props.version is None:
+                continue
+            secret = await client.get_secret(name, props.version)
+            values[props.version] = secret.value or ""
+            created = props.created_on
+            if newest is None or (created is not None and created > newest[0]):  # type: ignore[operator]
+                newest = (created, props.version)
+        if newest is None:
+            raise KeyProviderUnavailable(f"Key Vault secret {name!r} has no enabled version.")
+        return values, newest[1]
+
+    async def load(self) -> KeyRing:
+        from azure.core.exceptions import AzureError
+
+        try:
+            async with self._client() as client:
+                aes, aes_current = await self._versions(client, self._aes_secret)
+                fernet, fernet_current = await self._versions(client, self._fernet_secret)
+        except AzureError as exc:
+            logger.warning("key vault unreachable: %s", type(exc).__name__)
+            raise KeyProviderUnavailable("Key Vault is unreachable.") from None
+        return KeyRing(
+            aes_keys={v: base64.b64decode(s) for v, s in aes.items()},
+            aes_current=aes_current,
+            fernet_keys={
+                v: [k.strip().encode() for k in s.split(",") if k.strip()]
+                for v, s in fernet.items()
+            },
+            fernet_current=fernet_current,
+        )
+
+    async def check(self) -> None:
+        await self.load()
+
+
+def build_key_provider(settings: Settings) -> KeyProvider:
+    if settings.KEY_PROVIDER is KeyProviderKind.LOCAL:
+        assert settings.LOCAL_AES_KEY is not None and settings.LOCAL_FERNET_KEYS is not None
+        return LocalKeyProvider(
+            settings.LOCAL_AES_KEY.get_secret_value(),
+            settings.LOCAL_FERNET_KEYS.get_secret_value(),
+        )
+    return KeyVaultKeyProvider(
+        str(settings.KEY_VAULT_URL),
+        settings.KEY_VAULT_AES_SECRET_NAME,
+        settings.KEY_VAULT_FERNET_SECRET_NAME,
+    )

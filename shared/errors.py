@@ -1,0 +1,159 @@
+"""The one error hierarchy: typed domain errors, each with a stable code and an HTTP status.
+
+Services raise these; `shared.http.problems` renders any of them as RFC 9457
+problem+json. Codes are public (docs/errors.md, api.md): extend, never rename.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One validation problem: where (`loc`, as pydantic reports it) and what."""
+
+    loc: tuple[str | int, ...]
+    msg: str
+
+
+class ApiError(Exception):
+    """Base of every error a caller may see. `detail` must be safe to show: no secrets,
+    no tokens, no message content, no Graph response bodies."""
+
+    code: ClassVar[str] = "internal_error"
+    status: ClassVar[int] = 500
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        errors: Sequence[FieldError] = (),
+        headers: Mapping[str, str] | None = None,
+        extensions: Mapping[str, Any] | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.errors = tuple(errors)
+        self.headers = dict(headers or {})
+        self.extensions = dict(extensions or {})
+        self.status_override = status
+
+    @property
+    def http_status(self) -> int:
+        return self.status_override or self.status
+
+
+class ValidationFailed(ApiError):
+    code, status, title = "validation_failed", 400, "The request is not valid"
+
+
+class InvalidCursor(ApiError):
+    code, status, title = "invalid_cursor", 400, "The cursor is not valid"
+
+
+class Unauthorized(ApiError):
+    code, status, title = "unauthorized", 401, "Authentication required"
+
+    def __init__(self, detail: str | None = None, **kwargs: Any) -> None:
+        headers = {"WWW-Authenticate": 'Bearer error="invalid_token"', **kwargs.pop("headers", {})}
+        super().__init__(detail, headers=headers, **kwargs)
+
+
+class Forbidden(ApiError):
+    code, status, title = "forbidden", 403, "Not allowed"
+
+
+class NotFound(ApiError):
+    code, status, title = "not_found", 404, "Not found"
+
+
+class ConnectionNotFound(ApiError):
+    code, status, title = "connection_not_found", 404, "Connection not found"
+
+
+class MethodNotAllowed(ApiError):
+    code, status, title = "method_not_allowed", 405, "Method not allowed"
+
+    def __init__(self, allowed: Sequence[str], detail: str | None = None) -> None:
+        super().__init__(detail, headers={"Allow": ", ".join(allowed)})
+
+
+class Conflict(ApiError):
+    code, status, title = "conflict", 409, "Conflict"
+
+
+class ReauthRequired(ApiError):
+    code, status, title = "reauth_required", 409, "The mailbox must be connected again"
+
+    def __init__(self, login_url: str, detail: str | None = None) -> None:
+        super().__init__(detail, extensions={"loginUrl": login_url})
+
+
+class PayloadTooLarge(ApiError):
+    code, status, title = "payload_too_large", 413, "The request is too large"
+
+
+class UnsupportedMediaType(ApiError):
+    code, status, title = "unsupported_media_type", 415, "Unsupported media type"
+
+
+class GraphThrottled(ApiError):
+    code, status, title = "graph_throttled", 429, "Microsoft Graph is throttling this mailbox"
+
+    def __init__(self, retry_after_seconds: int, detail: str | None = None, status: int = 429):
+        super().__init__(
+            detail, headers={"Retry-After": str(max(1, retry_after_seconds))}, status=status
+        )
+
+
+class GraphError(ApiError):
+    code, status, title = "graph_error", 502, "Microsoft Graph returned an error"
+
+    def __init__(self, graph_code: str, detail: str | None = None) -> None:
+        super().__init__(detail, extensions={"graphCode": graph_code})
+
+
+class GraphUnavailable(ApiError):
+    code, status, title = "graph_unavailable", 503, "Microsoft Graph is unavailable"
+
+
+class StorageUnavailable(ApiError):
+    code, status, title = "storage_unavailable", 503, "Storage is unavailable"
+
+
+class KeyProviderUnavailable(ApiError):
+    code, status, title = "key_provider_unavailable", 503, "Key material is unavailable"
+
+
+class DependencyUnavailable(ApiError):
+    """Readiness: one or more dependencies are down (`unavailable` names them)."""
+
+    code, status, title = "dependency_unavailable", 503, "A dependency is unavailable"
+
+    def __init__(self, unavailable: Sequence[str]) -> None:
+        super().__init__(
+            f"Unavailable: {', '.join(unavailable)}",
+            extensions={"unavailable": list(unavailable)},
+        )
+
+
+class InternalError(ApiError):
+    code, status, title = "internal_error", 500, "Internal error"
+
+
+def all_error_types() -> list[type[ApiError]]:
+    """Every concrete error class (for docs/errors.md and the OpenAPI document)."""
+    seen: list[type[ApiError]] = []
+    pending: list[type[ApiError]] = [ApiError]
+    while pending:
+        cls = pending.pop(0)
+        for sub in cls.__subclasses__():
+            if sub not in seen:
+                seen.append(sub)
+                pending.append(sub)
+    return seen

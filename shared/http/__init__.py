@@ -1,0 +1,1 @@
+"""HTTP adapters: one Blueprint per area, plus the pieces every adapter shares."""

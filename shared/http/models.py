@@ -1,0 +1,35 @@
+"""Pydantic models shared by every HTTP adapter: the base model and the problem document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ApiModel(BaseModel):
+    """Base of request and response bodies: camelCase on the wire, unknown fields refused."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class ProblemItem(ApiModel):
+    loc: list[str | int]
+    msg: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, as every 4xx/5xx answers (extensions allowed)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="A URI naming the error code's documentation.")
+    title: str
+    status: int
+    detail: str
+    code: str = Field(description="Stable error code (see docs/errors.md).")
+    correlationId: str  # noqa: N815 - wire name
+    errors: list[ProblemItem] | None = None
+
+    def extensions(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})

@@ -1,0 +1,1 @@
+"""Table Storage adapters (one module per table; ciphertext only, never plaintext grants)."""

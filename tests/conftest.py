@@ -1,0 +1,65 @@
+"""Servers shared by the whole suite: each started once per session on free loopback ports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.app import AppServer, app_settings, start_app
+from tests.support.azurite import AzuriteServer, start_azurite
+from tests.support.processes import free_port
+from tests.support.sandbox import SandboxServer, start_sandbox
+
+
+@pytest.fixture(scope="session")
+def servers_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("servers")
+
+
+@pytest.fixture(scope="session")
+def app_port() -> int:
+    """Chosen before the sandbox starts, so that the app's callback URL can be registered."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def sandbox_server(servers_dir: Path, app_port: int) -> Iterator[SandboxServer]:
+    server = start_sandbox(
+        servers_dir,
+        {"SANDBOX_REDIRECT_URIS": f"http://127.0.0.1:{app_port}/api/auth/callback"},
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sandbox(sandbox_server: SandboxServer) -> SandboxServer:
+    """The session's sandbox, back at its default seed for this test."""
+    sandbox_server.reset()
+    return sandbox_server
+
+
+@pytest.fixture(scope="session")
+def azurite(servers_dir: Path) -> Iterator[AzuriteServer]:
+    server = start_azurite(servers_dir)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def settings_env(
+    sandbox_server: SandboxServer, azurite: AzuriteServer, servers_dir: Path, app_port: int
+) -> dict[str, str]:
+    """The app's settings (as environment variables) pointed at this session's servers."""
+    return app_settings(sandbox_server, azurite, servers_dir, app_port)
+
+
+@pytest.fixture(scope="session")
+def app_server(
+    settings_env: dict[str, str], servers_dir: Path, app_port: int
+) -> Iterator[AppServer]:
+    server = start_app(settings_env, servers_dir, app_port)
+    yield server
+    server.stop()
