@@ -82,10 +82,20 @@ def main() -> None:
         subprocess.Popen(
             [
                 str(ROOT / "node_modules/.bin/azurite"),
-                "--inMemoryPersistence", "--disableTelemetry", "--silent", "--skipApiVersionCheck",
-                "--blobHost", "127.0.0.1", "--queueHost", "127.0.0.1", "--tableHost", "127.0.0.1",
+                "--inMemoryPersistence",
+                "--disableTelemetry",
+                "--silent",
+                "--skipApiVersionCheck",
+                "--blobHost",
+                "127.0.0.1",
+                "--queueHost",
+                "127.0.0.1",
+                "--tableHost",
+                "127.0.0.1",
             ],
-            cwd=azurite_dir, env=env, start_new_session=True,
+            cwd=azurite_dir,
+            env=env,
+            start_new_session=True,
         )
     )
     wait_for(lambda: port_in_use(AZURITE_PORTS[2]), "Azurite", 30, procs)
@@ -93,7 +103,9 @@ def main() -> None:
     ca = ROOT / ".sandbox" / "ca.pem"
     ca.unlink(missing_ok=True)
     procs.append(
-        subprocess.Popen([sys.executable, "-m", "sandbox"], cwd=ROOT, env=env, start_new_session=True)
+        subprocess.Popen(
+            [sys.executable, "-m", "sandbox"], cwd=ROOT, env=env, start_new_session=True
+        )
     )
     context = None
 
@@ -103,7 +115,7 @@ def main() -> None:
             return False
         context = ssl.create_default_context(cafile=str(ca))
         url = f"https://127.0.0.1:{SANDBOX_PORT}/_sandbox/health"
-        with urllib.request.urlopen(url, context=context, timeout=2) as response:  # noqa: S310
+        with urllib.request.urlopen(url, context=context, timeout=2) as response:
             return bool(response.status == 200)
 
     wait_for(sandbox_ready, "the sandbox", 30, procs)
@@ -116,7 +128,7 @@ def main() -> None:
 
     def app_ready() -> bool:
         url = f"http://127.0.0.1:{APP_PORT}/api/health"
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=2) as response:
             return bool(response.status == 200)
 
     wait_for(app_ready, "the app", 120, procs)

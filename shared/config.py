@@ -29,7 +29,6 @@ from pydantic import (
     model_validator,
 )
 
-
 # Where each problem+json `type` points: the error catalogue in this repository's docs.
 DEFAULT_PROBLEM_TYPE_BASE = (
     "https://github.com/outlook-integration-api/outlook-integration-api/blob/main/docs/errors.md#"
@@ -116,8 +115,8 @@ class Settings(BaseModel):
     LOCAL_AES_KEY: SecretStr | None = None  # base64 of 32 bytes
     LOCAL_FERNET_KEYS: SecretStr | None = None  # comma-separated Fernet keys, newest first
     KEY_VAULT_URL: SecureUrl | None = None
-    KEY_VAULT_AES_SECRET_NAME: str = "credential-aes-key"
-    KEY_VAULT_FERNET_SECRET_NAME: str = "credential-fernet-keys"
+    KEY_VAULT_AES_SECRET_NAME: str = "credential-aes-key"  # noqa: S105 - a name
+    KEY_VAULT_FERNET_SECRET_NAME: str = "credential-fernet-keys"  # noqa: S105 - a name
 
     # Requests and outbound calls.
     MAX_REQUEST_BODY_BYTES: int = Field(default=50 * 1024 * 1024, gt=0)

@@ -68,7 +68,7 @@ _lock = threading.Lock()
 
 
 def _install(container: Container | None) -> None:
-    global _container  # noqa: PLW0603 - the one global, by design
+    global _container
     _container = container
     if container is not None:
         configure_requests(

@@ -11,7 +11,8 @@ from __future__ import annotations
 import base64
 import logging
 from dataclasses import dataclass
-from typing import Protocol
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from shared.config import KeyProviderKind, Settings
 from shared.errors import KeyProviderUnavailable
@@ -68,26 +69,25 @@ class KeyVaultKeyProvider:
         self._aes_secret = aes_secret
         self._fernet_secret = fernet_secret
 
-    def _client(self):  # type: ignore[no-untyped-def]
+    def _client(self) -> Any:
         from azure.identity.aio import DefaultAzureCredential
         from azure.keyvault.secrets.aio import SecretClient
 
         return SecretClient(vault_url=self._vault_url, credential=DefaultAzureCredential())
 
-    async def _versions(self, client, name: str) -> tuple[dict[str, str], str]:  # type: ignore[no-untyped-def]
+    async def _versions(self, client: Any, name: str) -> tuple[dict[str, str], str]:
+        """Every enabled version's value, and the newest enabled version (the current one)."""
         values: dict[str, str] = {}
-        newest: tuple[object, str] | None = None
+        created: dict[str, datetime] = {}
         async for props in client.list_properties_of_secret_versions(name):
             if not props.enabled or props.version is None:
                 continue
             secret = await client.get_secret(name, props.version)
             values[props.version] = secret.value or ""
-            created = props.created_on
-            if newest is None or (created is not None and created > newest[0]):  # type: ignore[operator]
-                newest = (created, props.version)
-        if newest is None:
+            created[props.version] = props.created_on or datetime.min.replace(tzinfo=UTC)
+        if not values:
             raise KeyProviderUnavailable(f"Key Vault secret {name!r} has no enabled version.")
-        return values, newest[1]
+        return values, max(created, key=created.__getitem__)
 
     async def load(self) -> KeyRing:
         from azure.core.exceptions import AzureError

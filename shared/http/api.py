@@ -73,7 +73,7 @@ _limits = RequestLimits(max_body_bytes=50 * 1024 * 1024, problem_type_base=DEFAU
 
 
 def configure_requests(limits: RequestLimits) -> None:
-    global _limits  # noqa: PLW0603 - one worker-wide value, set once at start-up
+    global _limits
     _limits = limits
 
 
@@ -94,9 +94,7 @@ class ApiRequest:
             raise UnsupportedMediaType("Send the body as application/json.")
         body = self.raw.get_body()
         if len(body) > self.limits.max_body_bytes:
-            raise PayloadTooLarge(
-                f"The body is larger than {self.limits.max_body_bytes} bytes."
-            )
+            raise PayloadTooLarge(f"The body is larger than {self.limits.max_body_bytes} bytes.")
         try:
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError):
@@ -131,7 +129,10 @@ def json_response(
     else:
         body = json.dumps(payload)
     return func.HttpResponse(
-        body=body, status_code=status, headers=headers or {}, mimetype="application/json",
+        body=body,
+        status_code=status,
+        headers=headers or {},
+        mimetype="application/json",
         charset="utf-8",
     )
 
@@ -157,7 +158,7 @@ class ApiBlueprint:
 
     def __init__(self, tag: str) -> None:
         self.tag = tag
-        self.blueprint = func.Blueprint()
+        self.blueprint = func.Blueprint()  # type: ignore[no-untyped-call]
         self.operations: list[Operation] = []
 
     def route(

@@ -28,7 +28,7 @@ class Problem(BaseModel):
     status: int
     detail: str
     code: str = Field(description="Stable error code (see docs/errors.md).")
-    correlationId: str  # noqa: N815 - wire name
+    correlationId: str
     errors: list[ProblemItem] | None = None
 
     def extensions(self) -> dict[str, Any]:

@@ -97,7 +97,9 @@ def _operation(
     for status, spec in sorted(op.responses.items()):
         response: dict[str, Any] = {"description": spec.description}
         if spec.model is not None:
-            response["content"] = {spec.media_type: {"schema": schemas.ref(spec.model, "serialization")}}
+            response["content"] = {
+                spec.media_type: {"schema": schemas.ref(spec.model, "serialization")}
+            }
         responses[str(status)] = response
     error_types: list[type[ApiError]] = [*op.errors, InternalError]
     for error in error_types:
@@ -109,7 +111,9 @@ def _operation(
             },
         )
     body: dict[str, Any] = {
-        "operationId": op.operation_id if len(op.methods) == 1 else f"{op.operation_id}_{method.lower()}",
+        "operationId": op.operation_id
+        if len(op.methods) == 1
+        else f"{op.operation_id}_{method.lower()}",
         "summary": op.summary,
         "tags": [op.tag],
         "parameters": parameters,
@@ -119,6 +123,8 @@ def _operation(
     if op.request_model is not None:
         body["requestBody"] = {
             "required": True,
-            "content": {"application/json": {"schema": schemas.ref(op.request_model, "validation")}},
+            "content": {
+                "application/json": {"schema": schemas.ref(op.request_model, "validation")}
+            },
         }
     return body

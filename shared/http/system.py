@@ -55,7 +55,7 @@ async def health(request: ApiRequest) -> func.HttpResponse:
 )
 async def health_ready(request: ApiRequest) -> func.HttpResponse:
     readiness = await get_container().health.readiness()
-    return json_response(ReadinessReport(checks=readiness.checks))  # type: ignore[arg-type]
+    return json_response(ReadinessReport(checks=readiness.checks))
 
 
 # The document is assembled once per worker from every registered blueprint; the composition
@@ -65,7 +65,7 @@ _openapi_cache: dict[str, Any] | None = None
 
 
 def publish_openapi(source: Callable[[], dict[str, Any]]) -> None:
-    global _openapi_source, _openapi_cache  # noqa: PLW0603 - set once by the composition root
+    global _openapi_source, _openapi_cache
     _openapi_source, _openapi_cache = source, None
 
 
@@ -78,7 +78,7 @@ def publish_openapi(source: Callable[[], dict[str, Any]]) -> None:
     responses={200: ResponseSpec("The OpenAPI document", OpenApiDocument)},
 )
 async def openapi(request: ApiRequest) -> func.HttpResponse:
-    global _openapi_cache  # noqa: PLW0603
+    global _openapi_cache
     if _openapi_cache is None:
         assert _openapi_source is not None, "function_app.py publishes the document"
         _openapi_cache = _openapi_source()

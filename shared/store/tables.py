@@ -8,7 +8,7 @@ into a prompt 503 `storage_unavailable` rather than a hung request.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shared.config import Settings
 from shared.errors import StorageUnavailable
@@ -23,7 +23,7 @@ def build_table_service(settings: Settings) -> TableServiceClient:
     # Imported here so that `import function_app` stays cheap (cold start budget).
     from azure.data.tables.aio import TableServiceClient
 
-    options = {
+    options: dict[str, Any] = {
         "retry_total": 2,
         "retry_backoff_factor": 0.2,
         "connection_timeout": settings.STORAGE_TIMEOUT_SECONDS,

@@ -31,9 +31,7 @@ def test_document_is_valid_openapi_3_1() -> None:
 def test_every_http_function_is_described_and_nothing_else() -> None:
     document = fetch_document()
     described = {
-        (path, method.upper())
-        for path, item in document["paths"].items()
-        for method in item
+        (path, method.upper()) for path, item in document["paths"].items() for method in item
     }
     registered = {
         (openapi_path(fn.get_trigger().route), str(m.value if hasattr(m, "value") else m))

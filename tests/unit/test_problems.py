@@ -186,3 +186,12 @@ def test_error_codes_are_the_documented_ones() -> None:
         "internal_error": 500,
     }.items() <= codes.items()
     assert ValidationFailed.code == "validation_failed"
+
+
+def test_every_error_code_is_documented() -> None:
+    from tests.support.processes import ROOT
+
+    catalogue = (ROOT / "docs" / "errors.md").read_text()
+
+    missing = [cls.code for cls in all_error_types() if f'id="{cls.code}"' not in catalogue]
+    assert missing == []
