@@ -6,6 +6,8 @@ message naming it; the object graph is built on first use (shared/container.py).
 
 from __future__ import annotations
 
+import logging
+
 import azure.functions as func
 
 from shared.config import load_settings
@@ -14,6 +16,9 @@ from shared.http.api import ApiBlueprint
 from shared.http.openapi import build_openapi
 
 load_settings()
+
+# The Azure SDK logs every request's headers at INFO: noise, and one step from a leak.
+logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
 
 API_BLUEPRINTS: list[ApiBlueprint] = [system.api]
 
