@@ -34,46 +34,54 @@ class AzuriteServer:
         self.process.stop()
 
 
-def start_azurite(tmp_dir: Path) -> AzuriteServer:
+def start_azurite(tmp_dir: Path, attempts: int = 3) -> AzuriteServer:
+    """Start Azurite on three distinct free ports; try fresh ones if another process took a
+    port between our probe and Azurite's bind (Azurite then exits at once)."""
     binary = ROOT / "node_modules" / ".bin" / "azurite"
     if not binary.exists():
         raise RuntimeError("Azurite is not installed: run `make test` (it runs `npm ci`)")
-    blob, queue, table = free_port(), free_port(), free_port()
-    workdir = tmp_dir / f"azurite-{table}"
-    workdir.mkdir(parents=True, exist_ok=True)
-    process = Process(
-        "azurite",
-        [
-            str(binary),
-            "--inMemoryPersistence",
-            "--disableTelemetry",
-            "--skipApiVersionCheck",
-            "--blobHost",
-            "127.0.0.1",
-            "--blobPort",
-            str(blob),
-            "--queueHost",
-            "127.0.0.1",
-            "--queuePort",
-            str(queue),
-            "--tableHost",
-            "127.0.0.1",
-            "--tablePort",
-            str(table),
-        ],
-        {},
-        tmp_dir / f"azurite-{table}.log",
-        cwd=workdir,
-    )
-    server = AzuriteServer(process, blob, queue, table)
+    for attempt in range(1, attempts + 1):
+        ports: set[int] = set()
+        while len(ports) < 3:
+            ports.add(free_port())
+        blob, queue, table = sorted(ports)
+        workdir = tmp_dir / f"azurite-{table}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        process = Process(
+            "azurite",
+            [
+                str(binary),
+                "--inMemoryPersistence",
+                "--disableTelemetry",
+                "--skipApiVersionCheck",
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                str(blob),
+                "--queueHost",
+                "127.0.0.1",
+                "--queuePort",
+                str(queue),
+                "--tableHost",
+                "127.0.0.1",
+                "--tablePort",
+                str(table),
+            ],
+            {},
+            tmp_dir / f"azurite-{table}.log",
+            cwd=workdir,
+        )
+        server = AzuriteServer(process, blob, queue, table)
 
-    def ready() -> bool:
-        process.ensure_running()
-        return all(port_open(p) for p in (blob, queue, table))
+        def ready(process: Process = process, ports: set[int] = ports) -> bool:
+            process.ensure_running()
+            return all(port_open(p) for p in ports)
 
-    try:
-        wait_until(ready, 30, "Azurite")
-    except Exception:
-        process.stop()
-        raise
-    return server
+        try:
+            wait_until(ready, 60, "Azurite")
+            return server
+        except Exception:
+            process.stop()
+            if attempt == attempts:
+                raise
+    raise AssertionError("unreachable")
