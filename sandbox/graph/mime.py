@@ -1,0 +1,56 @@
+"""`GET .../messages/{id}/$value`: the message as MIME (RFC 5322), built with the email package."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime as rfc2822_date
+from typing import Any
+
+from sandbox.graph.store import Message, parse_datetime
+
+
+def _addresses(recipients: list[dict[str, Any]] | None) -> str:
+    out = []
+    for recipient in recipients or []:
+        address = recipient.get("emailAddress") or {}
+        name, email = address.get("name"), address.get("address") or ""
+        out.append(f'"{name}" <{email}>' if name else email)
+    return ", ".join(out)
+
+
+def message_mime(message: Message) -> bytes:
+    props = message.props
+    mime = EmailMessage(policy=SMTP)
+    sender = props.get("from")
+    if sender:
+        mime["From"] = _addresses([sender])
+    if props.get("toRecipients"):
+        mime["To"] = _addresses(props["toRecipients"])
+    if props.get("ccRecipients"):
+        mime["Cc"] = _addresses(props["ccRecipients"])
+    if props.get("isDraft") and props.get("bccRecipients"):
+        mime["Bcc"] = _addresses(props["bccRecipients"])
+    mime["Subject"] = props.get("subject") or ""
+    sent = props.get("sentDateTime") or props.get("createdDateTime")
+    if sent:
+        mime["Date"] = rfc2822_date(parse_datetime(sent))
+    if props.get("internetMessageId"):
+        mime["Message-ID"] = props["internetMessageId"]
+    importance = props.get("importance", "normal")
+    if importance != "normal":
+        mime["Importance"] = importance
+    body = props.get("body") or {}
+    subtype = "html" if str(body.get("contentType", "text")).lower() == "html" else "plain"
+    mime.set_content(str(body.get("content") or ""), subtype=subtype)
+    for attachment in message.attachments:
+        maintype, _, subtype_ = attachment.content_type.partition("/")
+        mime.add_attachment(
+            bytes(attachment.content),
+            maintype=maintype or "application",
+            subtype=subtype_ or "octet-stream",
+            filename=attachment.name,
+            disposition="inline" if attachment.is_inline else "attachment",
+            cid=f"<{attachment.content_id}>" if attachment.content_id else None,
+        )
+    return mime.as_bytes()
