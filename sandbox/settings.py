@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -46,7 +46,6 @@ class SandboxSettings:
     access_token_lifetime_seconds: int = 3600
     auto_consent: bool = True
     strict_refresh_rotation: bool = False
-    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def base_url(self) -> str:

@@ -82,6 +82,24 @@ def _uti() -> str:
     return b64url(secrets.token_bytes(16))
 
 
+def _issue_access(
+    ctx: SandboxContext,
+    claims: dict[str, Any],
+    user: User | None,
+    client_id: str,
+    roles: list[str] | None,
+    lifetime: int,
+) -> IssuedToken:
+    """Sign and record an access token; an app-only token gets the service principal's ids
+    and `roles` (the same in v1 and v2 tokens, unlike the user claims)."""
+    if user is None:
+        sp = service_principal_id(client_id)
+        claims.update({"idtyp": "app", "oid": sp, "sub": sp, "roles": list(roles or [])})
+    token = _sign(ctx, claims)
+    _record_access(ctx, token, user, client_id)
+    return IssuedToken(token, lifetime)
+
+
 def mint_graph_token(
     ctx: SandboxContext,
     *,
@@ -120,12 +138,7 @@ def mint_graph_token(
                 "upn": user.upn,
             }
         )
-    else:
-        sp = service_principal_id(client_id)
-        claims.update({"idtyp": "app", "oid": sp, "sub": sp, "roles": list(roles or [])})
-    token = _sign(ctx, claims)
-    _record_access(ctx, token, user, client_id)
-    return IssuedToken(token, lifetime)
+    return _issue_access(ctx, claims, user, client_id, roles, lifetime)
 
 
 def mint_api_token(
@@ -160,12 +173,7 @@ def mint_api_token(
                 "sub": pairwise_sub(user.id, client_id),
             }
         )
-    else:
-        sp = service_principal_id(client_id)
-        claims.update({"idtyp": "app", "oid": sp, "sub": sp, "roles": list(roles or [])})
-    token = _sign(ctx, claims)
-    _record_access(ctx, token, user, client_id)
-    return IssuedToken(token, lifetime)
+    return _issue_access(ctx, claims, user, client_id, roles, lifetime)
 
 
 def mint_id_token(

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from sandbox.directory import APP_ID_URI, CLIENT_ID, CLIENT_SECRET, TENANT_ID
+from sandbox.settings import SandboxSettings
 from tests.support.processes import Process, free_port, python, wait_until
 
 
@@ -38,11 +39,11 @@ class SandboxServer:
 
     @property
     def ca_path(self) -> Path:
-        return self.state_dir / "ca.pem"
+        return SandboxSettings(port=self.port, state_dir=self.state_dir).ca_path
 
     @property
     def ca_bundle_path(self) -> Path:
-        return self.state_dir / "ca-bundle.pem"
+        return SandboxSettings(port=self.port, state_dir=self.state_dir).ca_bundle_path
 
     def ssl_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.ca_path))
