@@ -15,7 +15,7 @@ from shared.http import system
 from shared.http.api import ApiBlueprint
 from shared.http.openapi import build_openapi
 
-load_settings()
+settings = load_settings()
 
 # The Azure SDK logs every request's headers at INFO: noise, and one step from a leak.
 logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
@@ -24,7 +24,7 @@ API_BLUEPRINTS: list[ApiBlueprint] = [system.api]
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 for area in API_BLUEPRINTS:
-    app.register_functions(area.blueprint)
+    app.register_functions(area.build(function_keys_on_api=settings.API_FUNCTION_KEYS))
 
 system.publish_openapi(
     lambda: build_openapi(op for area in API_BLUEPRINTS for op in area.operations)

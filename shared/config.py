@@ -112,11 +112,18 @@ class Settings(BaseModel):
 
     # Key material for the credential encryption (two layers, see docs/security.md).
     KEY_PROVIDER: KeyProviderKind = KeyProviderKind.LOCAL
+    # Local provider: key material from these two settings, or else from a git-ignored dev
+    # file created on first use.
     LOCAL_AES_KEY: SecretStr | None = None  # base64 of 32 bytes
     LOCAL_FERNET_KEYS: SecretStr | None = None  # comma-separated Fernet keys, newest first
+    LOCAL_KEY_FILE: Path = Path(".keys/dev-keys.json")
     KEY_VAULT_URL: SecureUrl | None = None
     KEY_VAULT_AES_SECRET_NAME: str = "credential-aes-key"  # noqa: S105 - a name
     KEY_VAULT_FERNET_SECRET_NAME: str = "credential-fernet-keys"  # noqa: S105 - a name
+
+    # Callers: Entra ID bearer tokens always; with this on, API routes also need a function
+    # key (authLevel function) for tenants that want a shared secret at the edge.
+    API_FUNCTION_KEYS: bool = False
 
     # Requests and outbound calls.
     MAX_REQUEST_BODY_BYTES: int = Field(default=50 * 1024 * 1024, gt=0)
@@ -192,10 +199,11 @@ class Settings(BaseModel):
                 problems.append(
                     "KEY_PROVIDER: 'local' is refused when APP_ENV is production; use keyvault"
                 )
-            if self.LOCAL_AES_KEY is None:
-                problems.append("LOCAL_AES_KEY: required when KEY_PROVIDER is local")
-            if self.LOCAL_FERNET_KEYS is None:
-                problems.append("LOCAL_FERNET_KEYS: required when KEY_PROVIDER is local")
+            if (self.LOCAL_AES_KEY is None) != (self.LOCAL_FERNET_KEYS is None):
+                problems.append(
+                    "LOCAL_AES_KEY / LOCAL_FERNET_KEYS: set both or neither (neither: the "
+                    "local key file is used)"
+                )
         elif self.KEY_VAULT_URL is None:
             problems.append("KEY_VAULT_URL: required when KEY_PROVIDER is keyvault")
         if problems:

@@ -9,9 +9,12 @@ Vault secrets (every enabled version), read with the managed identity.
 from __future__ import annotations
 
 import base64
+import json
 import logging
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from shared.config import KeyProviderKind, Settings
@@ -39,24 +42,69 @@ class KeyProvider(Protocol):
 
 
 class LocalKeyProvider:
-    """Development only: settings hold the key material (refused in production)."""
+    """Development only (settings refuse it in production): key material from settings, or
+    from a git-ignored JSON file created with fresh random keys on first use.
+
+    The file may hold several versions of each key (newest = current), so rotation can be
+    exercised locally exactly as with Key Vault:
+    `{"aes": {"local-1": "<b64>"}, "fernet": {"local-1": ["<key>", ...]},
+      "current": {"aes": "local-1", "fernet": "local-1"}}`
+    """
 
     name = "keyProvider"
 
-    def __init__(self, aes_key_b64: str, fernet_keys_csv: str) -> None:
-        self._aes = base64.b64decode(aes_key_b64)
-        self._fernet = [k.strip().encode() for k in fernet_keys_csv.split(",") if k.strip()]
+    def __init__(
+        self, aes_key_b64: str | None, fernet_keys_csv: str | None, key_file: Path
+    ) -> None:
+        self._aes_key_b64 = aes_key_b64
+        self._fernet_keys_csv = fernet_keys_csv
+        self._key_file = key_file
 
     async def load(self) -> KeyRing:
+        if self._aes_key_b64 is not None and self._fernet_keys_csv is not None:
+            return KeyRing(
+                aes_keys={"local-1": base64.b64decode(self._aes_key_b64)},
+                aes_current="local-1",
+                fernet_keys={"local-1": _split_fernet(self._fernet_keys_csv)},
+                fernet_current="local-1",
+            )
+        data = read_or_create_key_file(self._key_file)
         return KeyRing(
-            aes_keys={"local-1": self._aes},
-            aes_current="local-1",
-            fernet_keys={"local-1": self._fernet},
-            fernet_current="local-1",
+            aes_keys={v: base64.b64decode(k) for v, k in data["aes"].items()},
+            aes_current=data["current"]["aes"],
+            fernet_keys={v: [k.encode() for k in ks] for v, ks in data["fernet"].items()},
+            fernet_current=data["current"]["fernet"],
         )
 
     async def check(self) -> None:
         await self.load()
+
+
+def _split_fernet(csv: str) -> list[bytes]:
+    return [k.strip().encode() for k in csv.split(",") if k.strip()]
+
+
+def read_or_create_key_file(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = {
+            "aes": {"local-1": base64.b64encode(os.urandom(32)).decode()},
+            "fernet": {"local-1": [base64.urlsafe_b64encode(os.urandom(32)).decode()]},
+            "current": {"aes": "local-1", "fernet": "local-1"},
+        }
+        # Created owner-only and atomically: another worker may be starting at the same time.
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(fresh, handle, indent=2)
+        try:
+            os.link(tmp, path)  # fails if another process created it first: theirs wins
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
 
 
 class KeyVaultKeyProvider:
@@ -102,10 +150,7 @@ class KeyVaultKeyProvider:
         return KeyRing(
             aes_keys={v: base64.b64decode(s) for v, s in aes.items()},
             aes_current=aes_current,
-            fernet_keys={
-                v: [k.strip().encode() for k in s.split(",") if k.strip()]
-                for v, s in fernet.items()
-            },
+            fernet_keys={v: _split_fernet(value) for v, value in fernet.items()},
             fernet_current=fernet_current,
         )
 
@@ -115,10 +160,10 @@ class KeyVaultKeyProvider:
 
 def build_key_provider(settings: Settings) -> KeyProvider:
     if settings.KEY_PROVIDER is KeyProviderKind.LOCAL:
-        assert settings.LOCAL_AES_KEY is not None and settings.LOCAL_FERNET_KEYS is not None
         return LocalKeyProvider(
-            settings.LOCAL_AES_KEY.get_secret_value(),
-            settings.LOCAL_FERNET_KEYS.get_secret_value(),
+            settings.LOCAL_AES_KEY.get_secret_value() if settings.LOCAL_AES_KEY else None,
+            settings.LOCAL_FERNET_KEYS.get_secret_value() if settings.LOCAL_FERNET_KEYS else None,
+            settings.LOCAL_KEY_FILE,
         )
     return KeyVaultKeyProvider(
         str(settings.KEY_VAULT_URL),

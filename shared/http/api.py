@@ -18,10 +18,12 @@ from typing import Any, TypeVar
 import azure.functions as func
 from pydantic import BaseModel, ValidationError
 
+from shared.auth.caller import Caller, CallerAuthenticator
 from shared.errors import (
     ApiError,
     FieldError,
     PayloadTooLarge,
+    Unauthorized,
     UnsupportedMediaType,
     ValidationFailed,
 )
@@ -45,10 +47,14 @@ class ResponseSpec:
     media_type: str = "application/json"
 
 
+Handler = Callable[["ApiRequest"], Awaitable[func.HttpResponse]]
+
+
 @dataclass(frozen=True)
 class Operation:
     """One HTTP operation as OpenAPI and the Functions host both see it."""
 
+    handler: Handler
     operation_id: str
     route: str
     methods: tuple[str, ...]
@@ -59,6 +65,7 @@ class Operation:
     request_model: type[BaseModel] | None = None
     query_model: type[BaseModel] | None = None
     errors: tuple[type[ApiError], ...] = ()
+    auth_level: func.AuthLevel = func.AuthLevel.ANONYMOUS
 
 
 @dataclass(frozen=True)
@@ -67,14 +74,17 @@ class RequestLimits:
     problem_type_base: str
 
 
-# Filled in by the composition root once settings are known; the defaults keep handlers
-# usable in unit tests that build no container.
+# Filled in by the container once settings are known (shared/container.py); the defaults
+# keep handlers usable in unit tests that build no container.
 _limits = RequestLimits(max_body_bytes=50 * 1024 * 1024, problem_type_base=DEFAULT_TYPE_BASE)
+_authenticator: CallerAuthenticator | None = None
 
 
-def configure_requests(limits: RequestLimits) -> None:
-    global _limits
-    _limits = limits
+def configure_requests(
+    limits: RequestLimits, authenticator: CallerAuthenticator | None = None
+) -> None:
+    global _limits, _authenticator
+    _limits, _authenticator = limits, authenticator
 
 
 @dataclass
@@ -84,6 +94,14 @@ class ApiRequest:
     raw: func.HttpRequest
     correlation_id: str
     limits: RequestLimits = field(default_factory=lambda: _limits)
+    authenticated: Caller | None = None
+
+    @property
+    def caller(self) -> Caller:
+        """The authenticated caller (operations declared with `Security.BEARER` only)."""
+        if self.authenticated is None:
+            raise Unauthorized("This operation needs a bearer token.")
+        return self.authenticated
 
     def route(self, name: str) -> str:
         return str(self.raw.route_params.get(name, ""))
@@ -137,14 +155,19 @@ def json_response(
     )
 
 
-Handler = Callable[[ApiRequest], Awaitable[func.HttpResponse]]
-
-
-async def dispatch(handler: Handler, req: func.HttpRequest) -> func.HttpResponse:
+async def dispatch(operation: Operation, req: func.HttpRequest) -> func.HttpResponse:
     correlation_id = correlation_id_from(req.headers)
     type_base = _limits.problem_type_base
     try:
-        response = await handler(ApiRequest(req, correlation_id))
+        request = ApiRequest(req, correlation_id)
+        if operation.security is Security.BEARER:
+            # The one place callers are authenticated: no route can forget it.
+            if _authenticator is None:
+                raise Unauthorized("Caller authentication is not configured.")
+            request.authenticated = await _authenticator.authenticate(
+                req.headers.get("authorization")
+            )
+        response = await operation.handler(request)
     except ApiError as error:
         response = render_problem(error, correlation_id, type_base)
     except Exception as exc:  # the outermost edge: render, log, leak nothing
@@ -154,11 +177,11 @@ async def dispatch(handler: Handler, req: func.HttpRequest) -> func.HttpResponse
 
 
 class ApiBlueprint:
-    """A `func.Blueprint` whose routes also describe themselves for OpenAPI."""
+    """HTTP operations of one area: described for OpenAPI at import, turned into a
+    `func.Blueprint` by the composition root once settings are known (function keys)."""
 
     def __init__(self, tag: str) -> None:
         self.tag = tag
-        self.blueprint = func.Blueprint()  # type: ignore[no-untyped-call]
         self.operations: list[Operation] = []
 
     def route(
@@ -176,21 +199,9 @@ class ApiBlueprint:
         errors: tuple[type[ApiError], ...] = (),
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
-            async def function(req: func.HttpRequest) -> func.HttpResponse:
-                return await dispatch(handler, req)
-
-            # The Functions worker binds by parameter name and checks the annotations, so the
-            # entry point gets its own concrete signature instead of functools.wraps'.
-            function.__name__ = function.__qualname__ = operation_id
-            function.__doc__ = summary
-            function.__annotations__ = {"req": func.HttpRequest, "return": func.HttpResponse}
-            self.blueprint.function_name(operation_id)(
-                self.blueprint.route(route=route, methods=list(methods), auth_level=auth_level)(
-                    function
-                )
-            )
             self.operations.append(
                 Operation(
+                    handler=handler,
                     operation_id=operation_id,
                     route=route,
                     methods=methods,
@@ -201,8 +212,38 @@ class ApiBlueprint:
                     request_model=request_model,
                     query_model=query_model,
                     errors=errors,
+                    auth_level=auth_level,
                 )
             )
             return handler
 
         return register
+
+    def build(self, function_keys_on_api: bool = False) -> func.Blueprint:
+        """The Functions blueprint. With `function_keys_on_api`, bearer-protected routes also
+        need a function key (layered on top of the token check, never instead of it)."""
+        blueprint = func.Blueprint()  # type: ignore[no-untyped-call]
+        for operation in self.operations:
+            level = operation.auth_level
+            if function_keys_on_api and operation.security is Security.BEARER:
+                level = func.AuthLevel.FUNCTION
+            blueprint.function_name(operation.operation_id)(
+                blueprint.route(
+                    route=operation.route, methods=list(operation.methods), auth_level=level
+                )(_entry_point(operation))
+            )
+        return blueprint
+
+
+def _entry_point(
+    operation: Operation,
+) -> Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]:
+    async def function(req: func.HttpRequest) -> func.HttpResponse:
+        return await dispatch(operation, req)
+
+    # The Functions worker binds by parameter name and checks the annotations, so the entry
+    # point gets its own concrete signature instead of functools.wraps'.
+    function.__name__ = function.__qualname__ = operation.operation_id
+    function.__doc__ = operation.summary
+    function.__annotations__ = {"req": func.HttpRequest, "return": func.HttpResponse}
+    return function

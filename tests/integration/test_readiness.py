@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import azure.functions as func
 import pytest
@@ -18,9 +19,10 @@ from tests.support.functions import app_functions
 from tests.support.processes import free_port
 
 
-def settings_for(connection_string: str) -> dict[str, str]:
+def settings_for(connection_string: str, key_file: Path) -> dict[str, str]:
     return {
         **sample_settings(),
+        "LOCAL_KEY_FILE": str(key_file),
         "CA_BUNDLE": "",
         "STORAGE_CONNECTION_STRING": connection_string,
         "STORAGE_TIMEOUT_SECONDS": "2",
@@ -28,12 +30,12 @@ def settings_for(connection_string: str) -> dict[str, str]:
 
 
 @pytest.fixture
-async def make_container() -> AsyncIterator[Callable[[str], Container]]:
+async def make_container(tmp_path: Path) -> AsyncIterator[Callable[[str], Container]]:
     built: list[Container] = []
 
     def make(connection_string: str) -> Container:
         container = Container.build(
-            load_settings(settings_for(connection_string)), audit=MemoryAuditSink()
+            load_settings(settings_for(connection_string, tmp_path / "keys.json")), audit=MemoryAuditSink()
         )
         built.append(container)
         return container

@@ -35,6 +35,7 @@ def app_settings(
         "AzureWebJobsStorage": azurite.connection_string,
         "STORAGE_CONNECTION_STRING": azurite.connection_string,
         "AUDIT_LOG_PATH": str(tmp_dir / "audit.jsonl"),
+        "LOCAL_KEY_FILE": str(tmp_dir / "dev-keys.json"),
     }
 
 

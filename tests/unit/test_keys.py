@@ -6,6 +6,7 @@ import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,11 +18,22 @@ AES = base64.b64encode(b"k" * 32).decode()
 FERNET = base64.urlsafe_b64encode(b"f" * 32).decode()
 
 
-async def test_local_provider_serves_the_settings_key_material() -> None:
-    ring = await LocalKeyProvider(AES, f"{FERNET}, {FERNET}").load()
+async def test_local_provider_serves_the_settings_key_material(tmp_path: Path) -> None:
+    ring = await LocalKeyProvider(AES, f"{FERNET}, {FERNET}", tmp_path / "unused.json").load()
 
     assert ring.aes_keys[ring.aes_current] == b"k" * 32
     assert ring.fernet_keys[ring.fernet_current] == [FERNET.encode(), FERNET.encode()]
+
+
+async def test_local_key_file_is_created_once_owner_only_and_reused(tmp_path: Path) -> None:
+    key_file = tmp_path / ".keys" / "dev-keys.json"
+
+    first = await LocalKeyProvider(None, None, key_file).load()
+    second = await LocalKeyProvider(None, None, key_file).load()
+
+    assert first == second
+    assert len(first.aes_keys[first.aes_current]) == 32
+    assert key_file.stat().st_mode & 0o777 == 0o600
 
 
 @dataclass

@@ -19,7 +19,8 @@ from shared.errors import (
     ValidationFailed,
     all_error_types,
 )
-from shared.http.api import ApiRequest, dispatch
+from shared.http.api import ApiRequest, Handler, Operation, Security
+from shared.http.api import dispatch as dispatch_operation
 from shared.http.correlation import correlation_id_from
 from shared.http.models import ApiModel
 
@@ -28,6 +29,11 @@ def make_request(
     body: bytes = b"", headers: dict[str, str] | None = None, method: str = "POST"
 ) -> func.HttpRequest:
     return func.HttpRequest(method, "http://127.0.0.1/api/x", body=body, headers=headers or {})
+
+
+async def dispatch(handler: Handler, req: func.HttpRequest) -> func.HttpResponse:
+    operation = Operation(handler, "op", "x", ("POST",), "test", "test", Security.ANONYMOUS, {})
+    return await dispatch_operation(operation, req)
 
 
 class Draft(ApiModel):

@@ -1,0 +1,1 @@
+"""Connections: a person's grant to one mailbox, as the API's callers see it."""

@@ -1,0 +1,29 @@
+"""The connection record (plain data; the encrypted token cache is stored beside it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class ConnectionStatus(StrEnum):
+    ACTIVE = "active"
+    REAUTH_REQUIRED = "reauth_required"
+    REVOKED = "revoked"
+
+
+@dataclass
+class Connection:
+    id: str  # random, URL-safe, ≥ 128 bits
+    owner_oid: str
+    owner_tid: str
+    mailbox: str  # the connected user's UPN (lower-case)
+    scopes: list[str]
+    status: ConnectionStatus
+    created_at: datetime
+    last_used_at: datetime | None = None
+    last_refreshed_at: datetime | None = None
+    # MSAL's account key in the connection's own token cache ("uid.utid").
+    home_account_id: str = ""
+    etag: str | None = field(default=None, compare=False)
