@@ -1,0 +1,1 @@
+"""Operator commands (`python -m shared.admin ...`): key rotation and local key versions."""
