@@ -11,7 +11,7 @@ import logging
 import azure.functions as func
 
 from shared.config import load_settings
-from shared.http import system
+from shared.http import auth, connections, me, system
 from shared.http.api import ApiBlueprint
 from shared.http.openapi import build_openapi
 
@@ -20,7 +20,7 @@ settings = load_settings()
 # The Azure SDK logs every request's headers at INFO: noise, and one step from a leak.
 logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
 
-API_BLUEPRINTS: list[ApiBlueprint] = [system.api]
+API_BLUEPRINTS: list[ApiBlueprint] = [system.api, me.api, auth.api, connections.api]
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 for area in API_BLUEPRINTS:

@@ -54,6 +54,8 @@ def main() -> None:
         log_level="warning",
         access_log=False,
         lifespan="off",
+        # Clients keep connections alive; a test or demo shutdown must not wait on them.
+        timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)
     signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))

@@ -136,6 +136,7 @@ def main() -> None:
     print(
         "\n"
         f"  App          {base}/api/health   (OpenAPI: {base}/api/openapi.json)\n"
+        f"  Connect      {base}/api/auth/login?loginHint=alice@contoso.test\n"
         f"  Sandbox      https://127.0.0.1:{SANDBOX_PORT}  (CA: .sandbox/ca.pem)\n"
         f"  Azurite      http://127.0.0.1:{AZURITE_PORTS[0]}-{AZURITE_PORTS[2]}\n"
         "  Ctrl-C stops everything.\n",

@@ -14,7 +14,7 @@ import os
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import (
@@ -102,6 +102,9 @@ class Settings(BaseModel):
     # The browser flow.
     REDIRECT_URI: SecureUrl = HttpUrl("http://127.0.0.1:7071/api/auth/callback")
     RETURN_TO_ALLOWLIST: list[str] = Field(default_factory=list)
+    # form_post (RFC 9700 §4.3.1) keeps the code out of URLs and logs; it needs HTTPS, since
+    # the binding cookie must then be SameSite=None; Secure. query is the loopback default.
+    AUTH_RESPONSE_MODE: Literal["query", "form_post"] = "query"
 
     # Table Storage: a connection string (Azurite, keyed accounts) or an endpoint reached with
     # the managed identity (production).
@@ -124,10 +127,26 @@ class Settings(BaseModel):
     # Callers: Entra ID bearer tokens always; with this on, API routes also need a function
     # key (authLevel function) for tenants that want a shared secret at the edge.
     API_FUNCTION_KEYS: bool = False
+    # An unknown `kid` refetches the authority's signing keys at most once per this period,
+    # so a flood of forged kids cannot become a flood of JWKS requests.
+    JWKS_REFETCH_COOLDOWN_SECONDS: float = Field(default=60.0, ge=0, le=3600)
+    # Tolerance for exp / nbf / iat against this worker's clock; Entra allows five minutes.
+    TOKEN_CLOCK_SKEW_SECONDS: int = Field(default=300, ge=0, le=300)
 
     # Requests and outbound calls.
     MAX_REQUEST_BODY_BYTES: int = Field(default=50 * 1024 * 1024, gt=0)
     GRAPH_TIMEOUT_SECONDS: float = Field(default=30.0, gt=0, le=230)
+    # The Graph client's retry budget: all attempts and waits of one call end within the
+    # deadline, which stays well below host.json's 5-minute functionTimeout.
+    GRAPH_RETRY_DEADLINE_SECONDS: float = Field(default=60.0, gt=0, le=240)
+    GRAPH_MAX_RETRY_AFTER_SECONDS: float = Field(default=30.0, gt=0, le=120)
+    GRAPH_MAX_CONCURRENCY_PER_MAILBOX: int = Field(default=4, ge=1, le=16)
+
+    # Paging cursors: HMAC key (base64 of >= 32 bytes) and lifetime. Required in production,
+    # where every worker must accept every other worker's cursors; locally, when unset, each
+    # worker process generates its own key (cursors then die with the process).
+    CURSOR_SECRET: SecretStr | None = None
+    CURSOR_TTL_SECONDS: int = Field(default=3600, ge=60, le=86400)
 
     # Errors and audit.
     PROBLEM_TYPE_BASE_URL: SecureUrl = HttpUrl(DEFAULT_PROBLEM_TYPE_BASE)
@@ -171,6 +190,18 @@ class Settings(BaseModel):
                 raise ValueError("must decode to exactly 32 bytes (AES-256)")
         return value
 
+    @field_validator("CURSOR_SECRET")
+    @classmethod
+    def _cursor_secret_is_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                raw = base64.b64decode(value.get_secret_value(), validate=True)
+            except (binascii.Error, ValueError):
+                raise ValueError("must be base64") from None
+            if len(raw) < 32:
+                raise ValueError("must decode to at least 32 bytes")
+        return value
+
     @field_validator("LOCAL_FERNET_KEYS")
     @classmethod
     def _fernet_keys_are_valid(cls, value: SecretStr | None) -> SecretStr | None:
@@ -206,6 +237,9 @@ class Settings(BaseModel):
                 )
         elif self.KEY_VAULT_URL is None:
             problems.append("KEY_VAULT_URL: required when KEY_PROVIDER is keyvault")
+        if self.APP_ENV is Environment.PRODUCTION and self.CURSOR_SECRET is None:
+            # A per-process key would break paging as soon as a second worker answers.
+            problems.append("CURSOR_SECRET: required when APP_ENV is production")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -221,6 +255,13 @@ class Settings(BaseModel):
     @cached_property
     def graph_base_url(self) -> str:
         return str(self.GRAPH_BASE_URL).rstrip("/")
+
+    @cached_property
+    def cursor_secret(self) -> bytes | None:
+        """CURSOR_SECRET decoded, or None when unset (see shared.graph.cursor)."""
+        if self.CURSOR_SECRET is None:
+            return None
+        return base64.b64decode(self.CURSOR_SECRET.get_secret_value())
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:

@@ -10,12 +10,20 @@ from __future__ import annotations
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from shared.audit import AuditSink, build_audit_sink
+from shared.auth.caller import CallerAuthenticator
 from shared.config import Settings, load_settings
 from shared.crypto.keys import KeyProvider, build_key_provider
 from shared.health.service import HealthService, Probe
 from shared.http.api import RequestLimits, configure_requests
+
+if TYPE_CHECKING:
+    from shared.connections.service import ConnectionService
+    from shared.connections.tokens import TokenService
+    from shared.crypto.keyring import KeyRingCache
+    from shared.graph.client import GraphClient
 
 
 @dataclass
@@ -24,6 +32,11 @@ class Container:
     audit: AuditSink
     keys: KeyProvider
     health: HealthService
+    callers: CallerAuthenticator
+    key_ring: KeyRingCache
+    connections: ConnectionService
+    tokens: TokenService
+    graph: GraphClient
     # Closed by aclose(): pooled connections the container owns.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -35,26 +48,55 @@ class Container:
         audit: AuditSink | None = None,
         keys: KeyProvider | None = None,
         probes: list[Probe] | None = None,
+        callers: CallerAuthenticator | None = None,
+        graph: GraphClient | None = None,
     ) -> Container:
+        # Imported here, not at module level: `import function_app` stays cheap.
+        from shared.auth.tokens import JwtCallerAuthenticator
+        from shared.connections.service import ConnectionService
+        from shared.connections.tokens import TokenService
+        from shared.crypto.keyring import KeyRingCache
+        from shared.graph.client import GraphClient
+        from shared.identity.msal_client import MsalClient
+        from shared.store.connections import ConnectionStore
+        from shared.store.pending_flows import PendingFlowStore
+        from shared.store.table_set import TableSet
         from shared.store.tables import TableStorageProbe, build_table_service
 
         keys = keys or build_key_provider(settings)
-        closers: list[Callable[[], Awaitable[None]]] = []
+        key_ring = KeyRingCache(keys)
+        table_service = build_table_service(settings)
+        tables = TableSet(table_service, settings.TABLE_PREFIX)
+        closers: list[Callable[[], Awaitable[None]]] = [table_service.close]
         if probes is None:
-            tables = build_table_service(settings)
-            closers.append(tables.close)
-            probes = [TableStorageProbe(tables), keys]
+            probes = [TableStorageProbe(table_service), keys]
+        if graph is None:
+            graph = GraphClient.from_settings(settings)
+            closers.append(graph.aclose)
+        audit = audit or build_audit_sink(
+            settings.APPLICATIONINSIGHTS_CONNECTION_STRING.get_secret_value()
+            if settings.APPLICATIONINSIGHTS_CONNECTION_STRING
+            else None,
+            settings.AUDIT_LOG_PATH,
+        )
+        msal_client = MsalClient(settings)
+        connection_store = ConnectionStore(tables, key_ring)
         return cls(
             settings=settings,
-            audit=audit
-            or build_audit_sink(
-                settings.APPLICATIONINSIGHTS_CONNECTION_STRING.get_secret_value()
-                if settings.APPLICATIONINSIGHTS_CONNECTION_STRING
-                else None,
-                settings.AUDIT_LOG_PATH,
-            ),
+            audit=audit,
             keys=keys,
             health=HealthService(probes, timeout_seconds=settings.STORAGE_TIMEOUT_SECONDS),
+            callers=callers or JwtCallerAuthenticator.from_settings(settings, audit),
+            key_ring=key_ring,
+            connections=ConnectionService(
+                settings,
+                msal_client,
+                PendingFlowStore(tables, key_ring),
+                connection_store,
+                audit,
+            ),
+            tokens=TokenService(settings, msal_client, connection_store, audit),
+            graph=graph,
             closers=closers,
         )
 
@@ -75,7 +117,8 @@ def _install(container: Container | None) -> None:
             RequestLimits(
                 max_body_bytes=container.settings.MAX_REQUEST_BODY_BYTES,
                 problem_type_base=str(container.settings.PROBLEM_TYPE_BASE_URL),
-            )
+            ),
+            container.callers,
         )
 
 

@@ -64,6 +64,17 @@ class Unauthorized(ApiError):
         super().__init__(detail, headers=headers, **kwargs)
 
 
+class SignInFailed(ApiError):
+    """The browser sign-in could not complete; `reason` is a stable code (never the identity
+    provider's description text)."""
+
+    code, status, title = "sign_in_failed", 400, "The mailbox could not be connected"
+
+    def __init__(self, reason: str, detail: str | None = None, status: int = 400) -> None:
+        super().__init__(detail, extensions={"reason": reason}, status=status)
+        self.reason = reason
+
+
 class Forbidden(ApiError):
     code, status, title = "forbidden", 403, "Not allowed"
 
@@ -128,6 +139,12 @@ class StorageUnavailable(ApiError):
 
 class KeyProviderUnavailable(ApiError):
     code, status, title = "key_provider_unavailable", 503, "Key material is unavailable"
+
+
+class AuthorityUnavailable(ApiError):
+    """The identity provider's signing keys could not be fetched, so no token can be checked."""
+
+    code, status, title = "authority_unavailable", 503, "The identity provider is unavailable"
 
 
 class DependencyUnavailable(ApiError):

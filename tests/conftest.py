@@ -25,11 +25,18 @@ def app_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def sandbox_server(servers_dir: Path, app_port: int) -> Iterator[SandboxServer]:
-    server = start_sandbox(
-        servers_dir,
-        {"SANDBOX_REDIRECT_URIS": f"http://127.0.0.1:{app_port}/api/auth/callback"},
-    )
+def spare_app_port() -> int:
+    """For tests that start a private app which must complete a sign-in (its callback URL is
+    registered in the sandbox too). Such tests run one at a time, so one port is enough."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def sandbox_server(
+    servers_dir: Path, app_port: int, spare_app_port: int
+) -> Iterator[SandboxServer]:
+    callbacks = [f"http://127.0.0.1:{p}/api/auth/callback" for p in (app_port, spare_app_port)]
+    server = start_sandbox(servers_dir, {"SANDBOX_REDIRECT_URIS": ",".join(callbacks)})
     yield server
     server.stop()
 

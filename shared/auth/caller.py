@@ -24,7 +24,11 @@ class Caller:
 
 
 class CallerAuthenticator(Protocol):
-    async def authenticate(self, authorization: str | None) -> Caller:
+    async def authenticate(
+        self, authorization: str | None, *, correlation_id: str | None = None
+    ) -> Caller:
         """Validate an `Authorization` header value; raise `Unauthorized` when it is not a
-        valid token for this API (reason in the detail, never the token)."""
+        valid token for this API (reason in the detail, never the token), `Forbidden` when
+        it is valid but grants nothing here. `correlation_id` ties a denial's audit event to
+        the request."""
         ...

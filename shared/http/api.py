@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl
 
 import azure.functions as func
 from pydantic import BaseModel, ValidationError
@@ -121,6 +122,22 @@ class ApiRequest:
             ) from None
         return _validate(model, data, "body")
 
+    def form(self, model: type[M]) -> M:
+        """An `application/x-www-form-urlencoded` body (the identity provider's form_post)."""
+        content_type = (self.raw.headers.get("content-type") or "").split(";")[0].strip().lower()
+        if content_type != "application/x-www-form-urlencoded":
+            raise UnsupportedMediaType("Send the body as application/x-www-form-urlencoded.")
+        body = self.raw.get_body()
+        if len(body) > 64 * 1024:
+            raise PayloadTooLarge("The form is larger than 64 KiB.")
+        try:
+            fields = dict(parse_qsl(body.decode("ascii"), max_num_fields=32))
+        except (UnicodeDecodeError, ValueError):
+            raise ValidationFailed(
+                "The form is not valid.", errors=[FieldError(("body",), "invalid form")]
+            ) from None
+        return _validate(model, fields, "body")
+
     def query(self, model: type[M]) -> M:
         return _validate(model, dict(self.raw.params), "query")
 
@@ -162,10 +179,9 @@ async def dispatch(operation: Operation, req: func.HttpRequest) -> func.HttpResp
         request = ApiRequest(req, correlation_id)
         if operation.security is Security.BEARER:
             # The one place callers are authenticated: no route can forget it.
-            if _authenticator is None:
-                raise Unauthorized("Caller authentication is not configured.")
-            request.authenticated = await _authenticator.authenticate(
-                req.headers.get("authorization")
+            authenticator = _authenticator or _worker_authenticator()
+            request.authenticated = await authenticator.authenticate(
+                req.headers.get("authorization"), correlation_id=correlation_id
             )
         response = await operation.handler(request)
     except ApiError as error:
@@ -174,6 +190,14 @@ async def dispatch(operation: Operation, req: func.HttpRequest) -> func.HttpResp
         response = render_unexpected(exc, correlation_id, type_base)
     response.headers[CORRELATION_HEADER] = correlation_id
     return response
+
+
+def _worker_authenticator() -> CallerAuthenticator:
+    """The worker's authenticator when no request has built the container yet (a bearer
+    route can be the first one called). Imported here: shared.container imports this module."""
+    from shared.container import get_container
+
+    return get_container().callers
 
 
 class ApiBlueprint:

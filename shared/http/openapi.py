@@ -8,7 +8,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from shared.errors import ApiError, InternalError, all_error_types
+from shared.errors import (
+    ApiError,
+    AuthorityUnavailable,
+    Forbidden,
+    InternalError,
+    Unauthorized,
+    all_error_types,
+)
 from shared.http.api import Operation, Security
 from shared.http.models import Problem
 
@@ -102,6 +109,9 @@ def _operation(
             }
         responses[str(status)] = response
     error_types: list[type[ApiError]] = [*op.errors, InternalError]
+    if op.security is Security.BEARER:
+        # The dispatcher authenticates every bearer operation: these answers are always possible.
+        error_types += [Unauthorized, Forbidden, AuthorityUnavailable]
     for error in error_types:
         responses.setdefault(
             str(error.status),

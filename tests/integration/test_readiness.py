@@ -35,7 +35,8 @@ async def make_container(tmp_path: Path) -> AsyncIterator[Callable[[str], Contai
 
     def make(connection_string: str) -> Container:
         container = Container.build(
-            load_settings(settings_for(connection_string, tmp_path / "keys.json")), audit=MemoryAuditSink()
+            load_settings(settings_for(connection_string, tmp_path / "keys.json")),
+            audit=MemoryAuditSink(),
         )
         built.append(container)
         return container

@@ -63,9 +63,11 @@ class Process:
             start_new_session=True,
         )
 
-    def output(self) -> str:
+    def output(self, tail: int | None = 4000) -> str:
+        """The process's output so far (the last `tail` characters; None for all of it)."""
         self._log.flush()
-        return self.log_path.read_text(errors="replace")[-4000:]
+        text = self.log_path.read_text(errors="replace")
+        return text if tail is None else text[-tail:]
 
     def ensure_running(self) -> None:
         if self.popen.poll() is not None:

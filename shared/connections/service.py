@@ -1,0 +1,216 @@
+"""Connecting a mailbox (the browser flow) and managing connections for callers.
+
+Security decisions, each for a reason:
+- MSAL makes state, nonce and the PKCE S256 verifier; the flow dict stays server-side
+  (sealed, single use, 10 minutes) and is bound to the browser by a cookie, so a stolen
+  `state` or callback URL is useless elsewhere.
+- The redirect URI is a setting, never derived from the request's Host header.
+- `returnTo` must start with a configured allow-list entry: no open redirect.
+- The id token came straight from the token endpoint over TLS (OIDC Core §3.1.3.7); its
+  issuer, audience and tenant are still checked here before an owner is recorded.
+- A caller who is not the owner gets 404, never 403: no oracle for others' connection ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from shared.audit import AuditEvent, AuditSink, Outcome
+from shared.auth.caller import Caller
+from shared.auth.policy import authorize_connection, lists_all_connections
+from shared.config import Settings
+from shared.connections.models import Connection, ConnectionStatus
+from shared.errors import ConnectionNotFound, SignInFailed, ValidationFailed
+from shared.identity.msal_client import IdentityError, MsalClient
+from shared.store.connections import ConnectionStore
+from shared.store.pending_flows import FlowRejected, PendingFlowStore
+
+logger = logging.getLogger(__name__)
+
+_LOGIN_HINT = re.compile(r"^[^\s@<>\"']{1,128}@[A-Za-z0-9.-]{1,253}$")
+# The identity provider's errors a person can cause (refusing consent, …) answer 403.
+_DENIED = {"access_denied", "consent_required", "interaction_required", "login_required"}
+
+
+@dataclass(frozen=True)
+class LoginStart:
+    auth_uri: str
+    browser_secret: str  # goes into the HttpOnly binding cookie
+
+
+@dataclass(frozen=True)
+class Connected:
+    connection: Connection
+    return_to: str | None
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ConnectionService:
+    def __init__(
+        self,
+        settings: Settings,
+        msal: MsalClient,
+        flows: PendingFlowStore,
+        store: ConnectionStore,
+        audit: AuditSink,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._settings = settings
+        self._msal = msal
+        self._flows = flows
+        self._store = store
+        self._audit = audit
+        self._now = clock
+
+    # -- the browser flow -------------------------------------------------------------
+
+    async def start_login(
+        self, login_hint: str | None, return_to: str | None, correlation_id: str
+    ) -> LoginStart:
+        if login_hint is not None and not _LOGIN_HINT.match(login_hint):
+            raise ValidationFailed("loginHint must be an email address or UPN.")
+        if return_to is not None and not self._return_to_allowed(return_to):
+            raise ValidationFailed("returnTo is not in the configured allow-list.")
+        try:
+            flow = await asyncio.to_thread(self._msal.initiate, login_hint)
+        except IdentityError as exc:
+            raise SignInFailed(exc.error, "The identity provider could not be reached.") from None
+        browser_secret = secrets.token_urlsafe(32)
+        await self._flows.put(flow, browser_secret, return_to, self._now())
+        self._audit.emit(AuditEvent("auth.login_started", Outcome.SUCCESS, correlation_id))
+        return LoginStart(str(flow["auth_uri"]), browser_secret)
+
+    def _return_to_allowed(self, return_to: str) -> bool:
+        if len(return_to) > 2048 or any(c in return_to for c in "\r\n\\"):
+            return False
+        return any(return_to.startswith(prefix) for prefix in self._settings.RETURN_TO_ALLOWLIST)
+
+    async def finish_login(
+        self, params: dict[str, str], browser_secret: str | None, correlation_id: str
+    ) -> Connected:
+        try:
+            connected = await self._finish(params, browser_secret)
+        except SignInFailed as failure:
+            self._audit.emit(
+                AuditEvent("auth.callback", Outcome.FAILURE, correlation_id, reason=failure.reason)
+            )
+            raise
+        connection = connected.connection
+        self._audit.emit(
+            AuditEvent(
+                "auth.callback",
+                Outcome.SUCCESS,
+                correlation_id,
+                caller_oid=connection.owner_oid,
+                tenant_id=connection.owner_tid,
+                connection_id=connection.id,
+                mailbox=connection.mailbox,
+            )
+        )
+        return connected
+
+    async def _finish(self, params: dict[str, str], browser_secret: str | None) -> Connected:
+        state = params.get("state")
+        if params.get("error"):
+            error = params["error"] if re.fullmatch(r"[a-z_]{1,64}", params["error"]) else "error"
+            if state:
+                # Consume the flow so it can't be finished later with another response.
+                with contextlib.suppress(FlowRejected):
+                    await self._flows.take(state, browser_secret, self._now())
+            raise SignInFailed(
+                error,
+                "The sign-in was not completed at the identity provider.",
+                status=403 if error in _DENIED else 400,
+            )
+        if not state:
+            raise SignInFailed("state_missing", "The sign-in response has no state.")
+        try:
+            pending = await self._flows.take(state, browser_secret, self._now())
+        except FlowRejected as rejected:
+            raise SignInFailed(rejected.reason, _FLOW_DETAIL[rejected.reason]) from None
+        try:
+            result, cache = await asyncio.to_thread(self._msal.redeem, pending.flow, params)
+        except IdentityError as exc:
+            raise SignInFailed(exc.error, "The identity provider refused the sign-in.") from None
+        claims = result.id_token_claims
+        tenant = str(self._settings.TENANT_ID)
+        expected_issuer = f"{str(self._settings.AUTHORITY_HOST).rstrip('/')}/{tenant}/v2.0"
+        if (
+            claims.get("tid") != tenant
+            or claims.get("iss") != expected_issuer
+            or claims.get("aud") != str(self._settings.CLIENT_ID)
+            or not claims.get("oid")
+            or not claims.get("preferred_username")
+        ):
+            raise SignInFailed("id_token_invalid", "The identity token is not for this app.")
+        oid = str(claims["oid"])
+        mailbox = str(claims["preferred_username"]).lower()
+        now = self._now()
+        connection_id = await self._store.claim_id(tenant, oid, mailbox, secrets.token_urlsafe(24))
+        existing = await self._store.get(connection_id)
+        connection = Connection(
+            id=connection_id,
+            owner_oid=oid,
+            owner_tid=tenant,
+            mailbox=mailbox,
+            scopes=sorted(result.scopes),
+            status=ConnectionStatus.ACTIVE,
+            created_at=existing.created_at if existing else now,
+            last_used_at=existing.last_used_at if existing else None,
+            last_refreshed_at=now,
+            home_account_id=result.home_account_id,
+        )
+        await self._store.save(connection, cache.serialize().encode())
+        return Connected(connection, pending.return_to)
+
+    # -- callers ------------------------------------------------------------------------
+
+    async def list(self, caller: Caller) -> list[Connection]:
+        if lists_all_connections(caller):
+            return await self._store.list_all()
+        if caller.kind != "user":
+            return []
+        return await self._store.list_for_owner(caller.tenant_id, caller.oid)
+
+    async def get(self, caller: Caller, connection_id: str, *, write: bool = False) -> Connection:
+        connection = await self._store.get(connection_id)
+        if connection is None:
+            raise ConnectionNotFound("No connection with this id is visible to you.")
+        authorize_connection(caller, connection.owner_oid, connection.owner_tid, write=write)
+        return connection
+
+    async def delete(self, caller: Caller, connection_id: str, correlation_id: str) -> None:
+        connection = await self.get(caller, connection_id, write=True)
+        await self._store.delete(connection)
+        self._audit.emit(
+            AuditEvent(
+                "connection.revoked",
+                Outcome.SUCCESS,
+                correlation_id,
+                caller_oid=caller.oid,
+                caller_app_id=caller.app_id,
+                tenant_id=caller.tenant_id,
+                connection_id=connection.id,
+                mailbox=connection.mailbox,
+            )
+        )
+
+
+_FLOW_DETAIL = {
+    "state_invalid": "The sign-in response's state is not valid.",
+    "state_unknown": "This sign-in is unknown or was already used. Start again.",
+    "state_replayed": "This sign-in was already used. Start again.",
+    "state_expired": "This sign-in took longer than 10 minutes. Start again.",
+    "state_foreign": "This sign-in was started in another browser. Start again here.",
+    "state_unreadable": "This sign-in could not be read. Start again.",
+}

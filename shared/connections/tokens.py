@@ -1,0 +1,168 @@
+"""Access tokens for a connection: the encrypted MSAL cache → `acquire_token_silent` →
+refresh when needed → write back only if the cache changed, under the row's ETag.
+
+Per worker, a decrypted access token is kept in memory until shortly before it expires
+(at most `ttl_seconds`), so the hot path makes no Key Vault call and no Table read. A lost
+write race (412) loses nothing: Entra leaves the old refresh token valid after use, and the
+stored copy is the one the next read takes. `invalid_grant` means the person must connect
+again: the connection is marked `reauth_required` and callers get 409 with a login URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import urlencode, urljoin
+
+import msal
+from azure.core.exceptions import ResourceModifiedError
+
+from shared.audit import AuditEvent, AuditSink, Outcome
+from shared.config import Settings
+from shared.connections.models import Connection, ConnectionStatus
+from shared.errors import ConnectionNotFound, GraphUnavailable, ReauthRequired
+from shared.identity.msal_client import MsalClient
+from shared.store.connections import ConnectionStore, SealedCache
+
+logger = logging.getLogger(__name__)
+
+# Refresh this long before expiry, so a token handed out is still valid when Graph sees it.
+_EARLY_SECONDS = 120
+
+
+@dataclass(frozen=True)
+class _Cached:
+    token: str
+    fresh_until: float  # monotonic
+
+
+@dataclass(frozen=True)
+class _Silent:
+    token: str | None
+    expires_in: int
+    error: str | None
+    cache: bytes | None  # the serialized cache when MSAL changed it, else None
+
+
+class TokenService:
+    def __init__(
+        self,
+        settings: Settings,
+        msal_client: MsalClient,
+        store: ConnectionStore,
+        audit: AuditSink,
+        ttl_seconds: float = 300,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._settings = settings
+        self._msal = msal_client
+        self._store = store
+        self._audit = audit
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._cached: dict[str, _Cached] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def login_url(self, connection: Connection) -> str:
+        login = urljoin(str(self._settings.REDIRECT_URI), "login")
+        return f"{login}?{urlencode({'loginHint': connection.mailbox})}"
+
+    def forget(self, connection_id: str) -> None:
+        """Drop the worker's copy (Graph said 401, or the connection was deleted)."""
+        self._cached.pop(connection_id, None)
+
+    async def access_token(
+        self, connection: Connection, correlation_id: str, *, force_refresh: bool = False
+    ) -> str:
+        if connection.status is ConnectionStatus.REAUTH_REQUIRED:
+            raise ReauthRequired(self.login_url(connection))
+        cached = self._cached.get(connection.id)
+        if cached and not force_refresh and cached.fresh_until > self._clock():
+            return cached.token
+        lock = self._locks.setdefault(connection.id, asyncio.Lock())
+        async with lock:  # one refresh per connection per worker at a time
+            cached = self._cached.get(connection.id)
+            if cached and not force_refresh and cached.fresh_until > self._clock():
+                return cached.token
+            return await self._acquire(connection, correlation_id, force_refresh)
+
+    async def _acquire(self, connection: Connection, correlation_id: str, force: bool) -> str:
+        sealed = await self._store.open_cache(connection.id)
+        if sealed is None:
+            self.forget(connection.id)
+            raise ConnectionNotFound("The connection no longer exists.")
+        if sealed.connection.status is ConnectionStatus.REAUTH_REQUIRED:
+            raise ReauthRequired(self.login_url(connection))
+        silent = await asyncio.to_thread(self._silent, sealed, force)
+        if silent.error is not None or silent.token is None:
+            return await self._fail(sealed, silent.error or "no_token", correlation_id)
+        if silent.cache is not None:
+            try:
+                await self._store.replace_cache(sealed, silent.cache, datetime.now(UTC))
+            except ResourceModifiedError:
+                logger.info("token cache of %s was updated elsewhere; kept theirs", connection.id)
+            self._audit.emit(
+                AuditEvent(
+                    "token.refreshed",
+                    Outcome.SUCCESS,
+                    correlation_id,
+                    connection_id=connection.id,
+                    mailbox=connection.mailbox,
+                )
+            )
+        lifetime = max(0, min(silent.expires_in - _EARLY_SECONDS, self._ttl))
+        self._cached[connection.id] = _Cached(silent.token, self._clock() + lifetime)
+        return silent.token
+
+    def _silent(self, sealed: SealedCache, force: bool) -> _Silent:
+        cache = msal.SerializableTokenCache()
+        cache.deserialize(sealed.cache.decode())
+        app = self._msal.application(cache)
+        accounts = [
+            a
+            for a in app.get_accounts()
+            if a.get("home_account_id") == sealed.connection.home_account_id
+        ]
+        if not accounts:
+            return _Silent(None, 0, "no_account", None)
+        result = app.acquire_token_silent_with_error(
+            self._msal.scopes, accounts[0], force_refresh=force
+        )
+        if not result:
+            return _Silent(None, 0, "no_refresh_token", None)
+        if "error" in result:
+            return _Silent(None, 0, str(result["error"]), None)
+        changed = cache.serialize().encode() if cache.has_state_changed else None
+        return _Silent(str(result["access_token"]), int(result.get("expires_in", 0)), None, changed)
+
+    async def _fail(self, sealed: SealedCache, error: str, correlation_id: str) -> str:
+        connection = sealed.connection
+        self.forget(connection.id)
+        # Branch on the OAuth error code, never on AADSTS text (security.md).
+        if error in {"invalid_grant", "interaction_required", "no_account", "no_refresh_token"}:
+            await self._store.set_status(connection.id, ConnectionStatus.REAUTH_REQUIRED)
+            self._audit.emit(
+                AuditEvent(
+                    "connection.reauth_required",
+                    Outcome.FAILURE,
+                    correlation_id,
+                    connection_id=connection.id,
+                    mailbox=connection.mailbox,
+                    reason=error,
+                )
+            )
+            raise ReauthRequired(self.login_url(connection))
+        self._audit.emit(
+            AuditEvent(
+                "token.refresh_failed",
+                Outcome.FAILURE,
+                correlation_id,
+                connection_id=connection.id,
+                reason=error,
+            )
+        )
+        raise GraphUnavailable("The identity provider could not refresh the mailbox's access.")

@@ -1,0 +1,1 @@
+"""The identity provider adapter: MSAL against Entra ID (or any authority the settings name)."""
