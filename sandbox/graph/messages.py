@@ -91,6 +91,7 @@ def list_messages(call: Call, folder: Folder | None) -> GraphResponse:
             immutable=immutable,
             select=query.select,
             expand_attachments=query.expand_attachments,
+            expand_select=query.expand_attachment_select,
         ),
         top=query.top,
         skip=skip,
@@ -114,6 +115,7 @@ def get_message(call: Call, ref: str) -> GraphResponse:
             body_type=call.request.body_type,
             select=query.select,
             expand_attachments=query.expand_attachments,
+            expand_select=query.expand_attachment_select,
         )
     )
     return GraphResponse(200, body)

@@ -593,11 +593,54 @@ def parse_search(raw: str) -> Search:
     return Search(groups)
 
 
+def _split_expand(value: str) -> list[str]:
+    """Split `$expand` on commas outside parentheses (nested options hold commas too)."""
+    parts, depth, current = [], 0, ""
+    for char in value:
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+            continue
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        current += char
+    parts.append(current)
+    return parts
+
+
+def _expand_select(nested: str) -> list[str]:
+    """`$select=a,b` inside `attachments(...)`: the only nested option the sandbox supports."""
+    option, _, value = nested.partition("=")
+    if option.strip().lower() != "$select" or not value.strip():
+        raise bad_request(f"The sandbox supports only $select inside $expand, not '{nested}'.")
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [n for n in names if n not in ATTACHMENT_SELECTABLE]
+    if unknown:
+        raise unknown_property(unknown[0], "attachment")
+    return names
+
+
+ATTACHMENT_SELECTABLE = frozenset(
+    {
+        "id",
+        "name",
+        "contentType",
+        "size",
+        "isInline",
+        "lastModifiedDateTime",
+        "contentId",
+        "contentLocation",
+        "contentBytes",
+    }
+)
+
+
 # --- the whole query -------------------------------------------------------------------------
 @dataclass
 class Query:
     select: list[str] | None = None
     expand_attachments: bool = False
+    # `$expand=attachments($select=id,name)`: the attachment properties to return.
+    expand_attachment_select: list[str] | None = None
     filter: Node | None = None
     filter_properties: list[str] = field(default_factory=list)
     orderby: list[tuple[str, bool]] = field(default_factory=list)  # (path, descending)
@@ -678,10 +721,13 @@ def parse_query(
     if "$select" in found:
         query.select = parse_select(found["$select"], entity)
     if "$expand" in found:
-        for part in found["$expand"].split(","):
-            name = part.strip()
+        for part in _split_expand(found["$expand"]):
+            name, _, nested = part.strip().partition("(")
+            name = name.strip()
             if entity == "message" and name.lower() == "attachments":
                 query.expand_attachments = True
+                if nested:
+                    query.expand_attachment_select = _expand_select(nested.rstrip(")"))
             elif entity == "mailFolder" and name.lower() in ("childfolders", "messages"):
                 raise bad_request(f"The sandbox does not support $expand={name} on mail folders.")
             else:

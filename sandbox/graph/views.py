@@ -97,6 +97,7 @@ def message_json(
     select: list[str] | None = None,
     expand_attachments: bool = False,
     body_type: str | None = "html",
+    expand_select: list[str] | None = None,
 ) -> dict[str, Any]:
     props = message.props
     message_id = message.id_for(immutable)
@@ -115,7 +116,14 @@ def message_json(
         else:
             out[name] = _copy(props.get(name))
     if expand_attachments:
-        out["attachments"] = [attachment_json(a) for a in message.attachments]
+        out["attachments"] = [
+            attachment_json(
+                a,
+                include_content=expand_select is None or "contentBytes" in expand_select,
+                select=expand_select,
+            )
+            for a in message.attachments
+        ]
     return out
 
 

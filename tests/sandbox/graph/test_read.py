@@ -353,3 +353,19 @@ def test_another_mailboxs_message_id_is_not_found_here(alice: Graph, bob: Graph)
 
     assert response.status_code == 404
     assert error_code(response) == "ErrorItemNotFound"
+
+
+def test_expand_attachments_with_a_nested_select_omits_content(alice: Graph) -> None:
+    listing = alice.get("/me/messages?$filter=hasAttachments eq true&$top=1").json()["value"]
+    message_id = listing[0]["id"]
+
+    narrow = alice.get(f"/me/messages/{message_id}?$expand=attachments($select=id,name,size)")
+    full = alice.get(f"/me/messages/{message_id}?$expand=attachments")
+    unknown = alice.get(f"/me/messages/{message_id}?$expand=attachments($select=nope)")
+
+    attachment = narrow.json()["attachments"][0]
+    assert narrow.status_code == 200
+    assert {"id", "name", "size"} <= set(attachment)
+    assert "contentBytes" not in attachment
+    assert "contentBytes" in full.json()["attachments"][0]
+    assert unknown.status_code == 400
