@@ -11,7 +11,8 @@ import logging
 import azure.functions as func
 
 from shared.config import load_settings
-from shared.http import auth, connections, me, system
+from shared.functions import lifecycle
+from shared.http import auth, connections, mail, mail_write, me, system
 from shared.http.api import ApiBlueprint
 from shared.http.openapi import build_openapi
 
@@ -20,11 +21,21 @@ settings = load_settings()
 # The Azure SDK logs every request's headers at INFO: noise, and one step from a leak.
 logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
 
-API_BLUEPRINTS: list[ApiBlueprint] = [system.api, me.api, auth.api, connections.api]
+API_BLUEPRINTS: list[ApiBlueprint] = [
+    system.api,
+    me.api,
+    auth.api,
+    connections.api,
+    mail.api,
+    mail_write.api,
+]
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 for area in API_BLUEPRINTS:
     app.register_functions(area.build(function_keys_on_api=settings.API_FUNCTION_KEYS))
+
+# Non-HTTP triggers: the token lifecycle timer and its queue workers.
+app.register_functions(lifecycle.bp)
 
 system.publish_openapi(
     lambda: build_openapi(op for area in API_BLUEPRINTS for op in area.operations)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what `make run` and `make test` need, only when it is missing or out of date:
-# a Python 3.11 virtual environment with requirements-dev.txt, and Azurite through `npm ci`.
+# a Python 3.11 virtual environment with requirements-dev.txt, the infra check tools
+# (checkov) in their own venv from requirements-tools.txt, and Azurite through `npm ci`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +26,18 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; 
   [ -x .venv/bin/python ] || "$python" -m venv .venv
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
   echo "$wanted" > "$stamp"
+fi
+
+# checkov's pins clash with the app's (it needs pycep-parser 0.5.1, among others): it gets its
+# own venv inside .venv (so it is git-ignored and never deployed); tests/infra call it.
+tools_stamp=.venv/tools/.requirements.sha256
+tools_wanted=$(sha256sum requirements-tools.txt | cut -d' ' -f1)
+if [ ! -x .venv/tools/bin/checkov ] || [ "$(cat "$tools_stamp" 2>/dev/null)" != "$tools_wanted" ]; then
+  python=$(find_python)
+  echo "bootstrap: installing infra check tools into .venv/tools"
+  [ -x .venv/tools/bin/python ] || "$python" -m venv .venv/tools
+  .venv/tools/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-tools.txt
+  echo "$tools_wanted" > "$tools_stamp"
 fi
 
 npm_stamp=node_modules/.package-lock.sha256

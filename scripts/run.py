@@ -30,8 +30,15 @@ def load_local_settings() -> dict[str, str]:
     if not settings_path.exists():
         shutil.copyfile(ROOT / "local.settings.sample.json", settings_path)
         print("run: created local.settings.json from local.settings.sample.json")
-    values = json.loads(settings_path.read_text())["Values"]
-    return {k: str(v) for k, v in values.items()}
+    document = json.loads(settings_path.read_text())
+    sample = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
+    missing = {k: v for k, v in sample.items() if k not in document["Values"]}
+    if missing:
+        # A checkout from before a setting existed: add it with its sample value, keep the rest.
+        document["Values"].update(missing)
+        settings_path.write_text(json.dumps(document, indent=2) + "\n")
+        print(f"run: added new settings to local.settings.json: {', '.join(sorted(missing))}")
+    return {k: str(v) for k, v in document["Values"].items()}
 
 
 def port_in_use(port: int) -> bool:

@@ -142,11 +142,32 @@ class Settings(BaseModel):
     GRAPH_MAX_RETRY_AFTER_SECONDS: float = Field(default=30.0, gt=0, le=120)
     GRAPH_MAX_CONCURRENCY_PER_MAILBOX: int = Field(default=4, ge=1, le=16)
 
+    # Writing mail (docs/api.md "Mail"): limits checked before any Graph call, and how long an
+    # Idempotency-Key remembers its first response. Exchange Online's default message size
+    # limit is 35 MB; Graph's upload sessions take at most 150 MB per attachment.
+    MAX_MESSAGE_BYTES: int = Field(default=35 * 1024 * 1024, gt=0, le=150 * 1024 * 1024)
+    MAX_RECIPIENTS: int = Field(default=500, ge=1, le=1000)
+    IDEMPOTENCY_TTL_HOURS: float = Field(default=24.0, gt=0, le=24 * 7)
+
     # Paging cursors: HMAC key (base64 of >= 32 bytes) and lifetime. Required in production,
     # where every worker must accept every other worker's cursors; locally, when unset, each
     # worker process generates its own key (cursors then die with the process).
     CURSOR_SECRET: SecretStr | None = None
     CURSOR_TTL_SECONDS: int = Field(default=3600, ge=60, le=86400)
+
+    # Token lifecycle (docs/operations.md): the timer's NCRONTAB schedule (UTC; the function
+    # binds it as %LIFECYCLE_SCHEDULE%), how long a grant may sit unredeemed before the
+    # keep-alive refresh (Entra's sliding window is 90 days), the fan-out queue, connections
+    # per queue message, refreshes in flight per batch, and connections claimed per run.
+    LIFECYCLE_SCHEDULE: str = Field(default="0 */5 * * * *", min_length=1)
+    KEEPALIVE_IDLE_DAYS: float = Field(default=7.0, gt=0, le=60)
+    # An Azure queue name, short enough to take the host's "-poison" suffix.
+    LIFECYCLE_QUEUE: str = Field(
+        default="oia-lifecycle", pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", min_length=3, max_length=56
+    )
+    LIFECYCLE_BATCH_SIZE: int = Field(default=50, ge=1, le=1000)
+    REFRESH_CONCURRENCY: int = Field(default=16, ge=1, le=256)
+    LIFECYCLE_RUN_BUDGET: int = Field(default=20000, ge=1, le=1_000_000)
 
     # Errors and audit.
     PROBLEM_TYPE_BASE_URL: SecureUrl = HttpUrl(DEFAULT_PROBLEM_TYPE_BASE)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from shared.audit import AuditSink, build_audit_sink
@@ -24,6 +25,10 @@ if TYPE_CHECKING:
     from shared.connections.tokens import TokenService
     from shared.crypto.keyring import KeyRingCache
     from shared.graph.client import GraphClient
+    from shared.lifecycle.service import LifecycleService
+    from shared.mail.service import MailReader
+    from shared.mail.writer import MailWriter
+    from shared.store.idempotency import IdempotencyStore
 
 
 @dataclass
@@ -36,7 +41,11 @@ class Container:
     key_ring: KeyRingCache
     connections: ConnectionService
     tokens: TokenService
+    mail_reader: MailReader
+    mail_writer: MailWriter
+    idempotency: IdempotencyStore
     graph: GraphClient
+    lifecycle: LifecycleService
     # Closed by aclose(): pooled connections the container owns.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -56,9 +65,14 @@ class Container:
         from shared.connections.service import ConnectionService
         from shared.connections.tokens import TokenService
         from shared.crypto.keyring import KeyRingCache
+        from shared.graph import cursor_codec_from_settings
         from shared.graph.client import GraphClient
         from shared.identity.msal_client import MsalClient
+        from shared.lifecycle.wiring import build_lifecycle
+        from shared.mail.service import MailReader
+        from shared.mail.writer import build_mail_writer
         from shared.store.connections import ConnectionStore
+        from shared.store.due import DueIndex
         from shared.store.pending_flows import PendingFlowStore
         from shared.store.table_set import TableSet
         from shared.store.tables import TableStorageProbe, build_table_service
@@ -80,7 +94,31 @@ class Container:
             settings.AUDIT_LOG_PATH,
         )
         msal_client = MsalClient(settings)
-        connection_store = ConnectionStore(tables, key_ring)
+        due = DueIndex(tables, timedelta(days=settings.KEEPALIVE_IDLE_DAYS))
+        connection_store = ConnectionStore(tables, key_ring, due)
+        tokens = TokenService(settings, msal_client, connection_store, audit)
+        flows = PendingFlowStore(tables, key_ring)
+        connections = ConnectionService(settings, msal_client, flows, connection_store, audit)
+        mail_reader = MailReader(
+            connections, tokens, graph, cursor_codec_from_settings(settings), audit
+        )
+        mail_writer, idempotency, close_writer = build_mail_writer(
+            settings, mail_reader, connections, graph, tables, key_ring, audit
+        )
+        closers.append(close_writer)
+        lifecycle, work_queue = build_lifecycle(
+            settings,
+            tables=tables,
+            table_service=table_service,
+            due=due,
+            connections=connection_store,
+            tokens=tokens,
+            flows=flows,
+            key_ring=key_ring,
+            audit=audit,
+            purges=[idempotency.purge_expired],
+        )
+        closers.append(work_queue.aclose)
         return cls(
             settings=settings,
             audit=audit,
@@ -88,15 +126,13 @@ class Container:
             health=HealthService(probes, timeout_seconds=settings.STORAGE_TIMEOUT_SECONDS),
             callers=callers or JwtCallerAuthenticator.from_settings(settings, audit),
             key_ring=key_ring,
-            connections=ConnectionService(
-                settings,
-                msal_client,
-                PendingFlowStore(tables, key_ring),
-                connection_store,
-                audit,
-            ),
-            tokens=TokenService(settings, msal_client, connection_store, audit),
+            connections=connections,
+            tokens=tokens,
+            mail_reader=mail_reader,
+            mail_writer=mail_writer,
+            idempotency=idempotency,
             graph=graph,
+            lifecycle=lifecycle,
             closers=closers,
         )
 

@@ -13,7 +13,6 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 
 from jwt import PyJWK, PyJWKClient, PyJWKSet, PyJWTError
 
@@ -39,14 +38,6 @@ FetchKeys = Callable[[], PyJWKSet]
 def jwks_uri(authority: str) -> str:
     """Entra's v2 JWKS endpoint for a tenant authority (`{host}/{tenant}`)."""
     return f"{authority.rstrip('/')}/discovery/v2.0/keys"
-
-
-def tls_context(ca_bundle: Path | None) -> ssl.SSLContext:
-    """The system trust store, plus `CA_BUNDLE` when set (extra trust, e.g. the sandbox CA)."""
-    context = ssl.create_default_context()
-    if ca_bundle is not None:
-        context.load_verify_locations(cafile=str(ca_bundle))
-    return context
 
 
 def pyjwk_fetcher(uri: str, ssl_context: ssl.SSLContext) -> FetchKeys:

@@ -31,11 +31,11 @@ from shared.auth.jwks import (
     UnknownSigningKey,
     jwks_uri,
     pyjwk_fetcher,
-    tls_context,
 )
 from shared.auth.policy import require_api_access
 from shared.config import Settings
 from shared.errors import AuthorityUnavailable, Forbidden, Unauthorized
+from shared.tls import outbound_ssl_context
 
 logger = logging.getLogger(__name__)
 
@@ -171,7 +171,9 @@ class JwtCallerAuthenticator:
 
     @classmethod
     def from_settings(cls, settings: Settings, audit: AuditSink) -> JwtCallerAuthenticator:
-        fetch = pyjwk_fetcher(jwks_uri(settings.authority), tls_context(settings.CA_BUNDLE))
+        fetch = pyjwk_fetcher(
+            jwks_uri(settings.authority), outbound_ssl_context(settings.CA_BUNDLE)
+        )
         keys = SigningKeys(fetch, cooldown_seconds=settings.JWKS_REFETCH_COOLDOWN_SECONDS)
         return cls(TokenRules.from_settings(settings), keys, audit)
 

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import re
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -64,8 +65,15 @@ class ConnectionService:
         store: ConnectionStore,
         audit: AuditSink,
         clock: Callable[[], datetime] = utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
+        self._monotonic = monotonic
+        # Connection records read in the last few seconds, per worker: the hot path then makes
+        # no Table read. Owner and mailbox never change for an id; a status change made
+        # elsewhere is seen within the TTL (and the token service re-reads the row before any
+        # refresh, so a revoked grant is still caught there).
+        self._recent: dict[str, tuple[Connection, float]] = {}
         self._msal = msal
         self._flows = flows
         self._store = store
@@ -171,6 +179,7 @@ class ConnectionService:
             home_account_id=result.home_account_id,
         )
         await self._store.save(connection, cache.serialize().encode())
+        self._recent.pop(connection.id, None)
         return Connected(connection, pending.return_to)
 
     # -- callers ------------------------------------------------------------------------
@@ -183,7 +192,15 @@ class ConnectionService:
         return await self._store.list_for_owner(caller.tenant_id, caller.oid)
 
     async def get(self, caller: Caller, connection_id: str, *, write: bool = False) -> Connection:
-        connection = await self._store.get(connection_id)
+        recent = self._recent.get(connection_id)
+        if recent is not None and recent[1] > self._monotonic():
+            connection: Connection | None = recent[0]
+        else:
+            connection = await self._store.get(connection_id)
+            if connection is not None:
+                if len(self._recent) > _RECENT_MAX:
+                    self._recent.clear()
+                self._recent[connection_id] = (connection, self._monotonic() + _RECENT_SECONDS)
         if connection is None:
             raise ConnectionNotFound("No connection with this id is visible to you.")
         authorize_connection(caller, connection.owner_oid, connection.owner_tid, write=write)
@@ -191,6 +208,7 @@ class ConnectionService:
 
     async def delete(self, caller: Caller, connection_id: str, correlation_id: str) -> None:
         connection = await self.get(caller, connection_id, write=True)
+        self._recent.pop(connection_id, None)
         await self._store.delete(connection)
         self._audit.emit(
             AuditEvent(
@@ -205,6 +223,9 @@ class ConnectionService:
             )
         )
 
+
+_RECENT_SECONDS = 15.0
+_RECENT_MAX = 10_000
 
 _FLOW_DETAIL = {
     "state_invalid": "The sign-in response's state is not valid.",

@@ -19,7 +19,6 @@ import json
 import logging
 import random
 import re
-import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from shared.graph.headers import graph_headers
 from shared.graph.limiter import MailboxLimiter
 from shared.graph.paths import is_relative_graph_path, is_within_base
 from shared.graph.retry import RetryPolicy
+from shared.tls import outbound_ssl_context
 
 if TYPE_CHECKING:
     from shared.config import Settings
@@ -110,14 +110,6 @@ class GraphResponse:
         return link if isinstance(link, str) else None
 
 
-def ssl_context(ca_bundle: Path | None) -> ssl.SSLContext:
-    """The system's trust store, plus CA_BUNDLE when set (the sandbox CA locally)."""
-    context = ssl.create_default_context()
-    if ca_bundle is not None:
-        context.load_verify_locations(cafile=str(ca_bundle))
-    return context
-
-
 class GraphClient:
     """Sends `GraphRequest`s to GRAPH_BASE_URL with retries, a per-mailbox limiter and typed
     errors. One instance per worker (the container owns it); safe for concurrent use."""
@@ -153,7 +145,7 @@ class GraphClient:
                 max_keepalive_connections=max_keepalive_connections,
                 keepalive_expiry=30,
             ),
-            verify=ssl_context(ca_bundle),
+            verify=outbound_ssl_context(ca_bundle),
             # Why trust_env=False: these machines set REQUESTS_CA_BUNDLE/SSL_CERT_FILE and
             # proxy variables that would silently replace our trust and route tokens through
             # a proxy; Graph is reached directly with exactly the trust configured here.

@@ -126,6 +126,9 @@ class MailboxPath:
     def attachment(self, message_id: str, attachment_id: str) -> str:
         return f"{self.attachments(message_id)}/{graph_id(attachment_id, field='attachmentId')}"
 
+    def attachment_upload_session(self, message_id: str) -> str:
+        return f"{self.attachments(message_id)}/createUploadSession"
+
     def attachment_content(self, message_id: str, attachment_id: str) -> str:
         return f"{self.attachment(message_id, attachment_id)}/$value"
 

@@ -42,6 +42,14 @@ class Security(StrEnum):
 
 
 @dataclass(frozen=True)
+class HeaderParameter:
+    """A request header an operation reads (documented in OpenAPI and the connector)."""
+
+    name: str
+    description: str
+
+
+@dataclass(frozen=True)
 class ResponseSpec:
     description: str
     model: type[BaseModel] | None = None
@@ -67,6 +75,7 @@ class Operation:
     query_model: type[BaseModel] | None = None
     errors: tuple[type[ApiError], ...] = ()
     auth_level: func.AuthLevel = func.AuthLevel.ANONYMOUS
+    headers: tuple[HeaderParameter, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -221,6 +230,7 @@ class ApiBlueprint:
         request_model: type[BaseModel] | None = None,
         query_model: type[BaseModel] | None = None,
         errors: tuple[type[ApiError], ...] = (),
+        headers: tuple[HeaderParameter, ...] = (),
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.operations.append(
@@ -237,6 +247,7 @@ class ApiBlueprint:
                     query_model=query_model,
                     errors=errors,
                     auth_level=auth_level,
+                    headers=headers,
                 )
             )
             return handler

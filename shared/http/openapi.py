@@ -100,6 +100,16 @@ def _operation(
             parameters.append(
                 {"name": name, "in": "query", "required": name in required, "schema": prop}
             )
+    for header in op.headers:
+        parameters.append(
+            {
+                "name": header.name,
+                "in": "header",
+                "required": False,
+                "description": header.description,
+                "schema": {"type": "string", "maxLength": 255, "description": header.description},
+            }
+        )
     responses: dict[str, Any] = {}
     for status, spec in sorted(op.responses.items()):
         response: dict[str, Any] = {"description": spec.description}

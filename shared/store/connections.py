@@ -4,6 +4,11 @@ Two tables: `connections` (one partition per connection, point reads by id) and 
 (PartitionKey = owner tenant:oid, RowKey = mailbox → connection id), which answers "my
 connections" without a scan and makes a reconnect of the same owner + mailbox find the
 existing connection instead of creating a duplicate.
+
+With a due index (shared/store/due.py), every write of a token cache also (re)schedules the
+connection for the lifecycle timer: the new entry is written first (an extra entry is
+harmless: the worker skips stale ones), the connection row records it in `DueBucket`, and
+once the row write has won its ETag condition the entry it replaces is removed.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import contextlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
@@ -21,8 +26,12 @@ from azure.data.tables import UpdateMode
 from shared.connections.models import Connection, ConnectionStatus
 from shared.crypto.envelope import RowAddress
 from shared.crypto.keyring import KeyRingCache
+from shared.lifecycle.planning import Due, access_token_expiry, next_due
 from shared.store.errors import storage_errors
 from shared.store.table_set import TableSet
+
+if TYPE_CHECKING:
+    from shared.store.due import DueIndex
 
 CONNECTIONS = "connections"
 OWNERS = "owners"
@@ -43,6 +52,7 @@ class SealedCache:
     connection: Connection
     cache: bytes
     etag: str
+    due_bucket: str | None = None  # the row's current due index entry, if any
 
 
 def _owner_key(tenant_id: str, oid: str) -> str:
@@ -98,10 +108,34 @@ _METADATA = [
 ]
 
 
+def grant_basis(connection: Connection) -> datetime:
+    """When the connection's grant was last redeemed (or, never refreshed, created)."""
+    return connection.last_refreshed_at or connection.created_at
+
+
 class ConnectionStore:
-    def __init__(self, tables: TableSet, keys: KeyRingCache) -> None:
+    def __init__(self, tables: TableSet, keys: KeyRingCache, due: DueIndex | None = None) -> None:
         self._tables = tables
         self._keys = keys
+        self._due = due
+
+    def _plan(self, connection: Connection, cache: bytes, now: datetime) -> Due | None:
+        if self._due is None or connection.status is not ConnectionStatus.ACTIVE:
+            return None
+        return next_due(
+            grant_basis(connection),
+            self._due.idle,
+            now=now,
+            last_used=connection.last_used_at,
+            access_expires=access_token_expiry(cache),
+        )
+
+    async def _schedule(self, connection: Connection, due: Due | None) -> dict[str, Any]:
+        """Write the index entry for `due`; the column that points the row at it."""
+        if self._due is None or due is None:
+            return {}
+        await self._due.schedule(connection.id, due, grant_basis(connection))
+        return {"DueBucket": due.bucket}
 
     def _address(self, connection_id: str) -> RowAddress:
         return RowAddress(self._tables.name(CONNECTIONS), connection_id, ROW)
@@ -129,8 +163,13 @@ class ConnectionStore:
         table = await self._tables.table(CONNECTIONS)
         envelope = await self._keys.envelope()
         sealed = envelope.seal(cache, self._address(connection.id), PREFIX)
+        pointer = await self._schedule(
+            connection, self._plan(connection, cache, grant_basis(connection))
+        )
         with storage_errors("save connection"):
-            await table.upsert_entity({**_columns(connection), **sealed}, mode=UpdateMode.REPLACE)
+            await table.upsert_entity(
+                {**_columns(connection), **pointer, **sealed}, mode=UpdateMode.REPLACE
+            )
 
     async def get(self, connection_id: str) -> Connection | None:
         if not is_connection_id(connection_id):
@@ -154,7 +193,13 @@ class ConnectionStore:
             except ResourceNotFoundError:
                 return None
         cache = await self._keys.open(entity, self._address(connection_id), PREFIX)
-        return SealedCache(_to_connection(entity), cache, str(entity.metadata["etag"]))
+        bucket = entity.get("DueBucket")
+        return SealedCache(
+            _to_connection(entity),
+            cache,
+            str(entity.metadata["etag"]),
+            str(bucket) if bucket else None,
+        )
 
     async def replace_cache(self, sealed: SealedCache, cache: bytes, refreshed: datetime) -> None:
         """Write a changed cache back only if nobody else wrote the row since it was read
@@ -163,8 +208,11 @@ class ConnectionStore:
         connection = sealed.connection
         connection.last_refreshed_at = refreshed
         envelope = await self._keys.envelope()
+        due = self._plan(connection, cache, refreshed)
+        pointer = await self._schedule(connection, due)
         entity = {
             **_columns(connection),
+            **pointer,
             **envelope.seal(cache, self._address(connection.id), PREFIX),
         }
         with storage_errors("update connection"):
@@ -174,6 +222,8 @@ class ConnectionStore:
                 etag=sealed.etag,
                 match_condition=MatchConditions.IfNotModified,
             )
+        if self._due is not None and sealed.due_bucket and due and sealed.due_bucket != due.bucket:
+            await self._due.unschedule(sealed.due_bucket, connection.id)
 
     async def set_status(self, connection_id: str, status: ConnectionStatus) -> None:
         """Change only the status column (MERGE: the sealed cache is left as it is)."""

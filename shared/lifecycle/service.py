@@ -1,0 +1,396 @@
+"""The lifecycle use cases: the timer's run (find due connections, claim, fan out) and the
+queue worker's batch (refresh each connection once, with bounded concurrency).
+
+Safe to overlap with itself and with HTTP requests: entries are claimed under ETag
+conditions, the worker re-reads the connection and skips work someone else already did,
+and the token service writes a refreshed cache back only under the row's ETag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+import requests
+from msal.exceptions import MsalServiceError
+
+from shared.audit import AuditEvent, AuditSink, Outcome
+from shared.connections.models import ConnectionStatus
+from shared.errors import (
+    ConnectionNotFound,
+    GraphUnavailable,
+    KeyProviderUnavailable,
+    ReauthRequired,
+    StorageUnavailable,
+)
+from shared.lifecycle.messages import MalformedBatch, WorkBatch, WorkItem
+from shared.lifecycle.planning import retry_after
+from shared.lifecycle.queue import QueueUnavailable, WorkQueue
+from shared.store.connections import grant_basis
+from shared.store.due import DueEntry
+from shared.store.runs import RotationMarker, RunTotals
+
+if TYPE_CHECKING:
+    from azure.data.tables.aio import TableServiceClient
+
+    from shared.connections.tokens import TokenService
+    from shared.crypto.keyring import KeyRingCache
+    from shared.crypto.keys import KeyRing
+    from shared.store.connections import ConnectionStore
+    from shared.store.due import DueIndex
+    from shared.store.pending_flows import PendingFlowStore
+    from shared.store.runs import RunLedger
+
+logger = logging.getLogger(__name__)
+
+# A claimed entry is left to its run this long; after that a later run may claim it again
+# (the batch was lost, or poisoned).
+CLAIM_TTL = timedelta(minutes=10)
+# After a key version changes, rotation runs again once this long after the first pass, to
+# catch rows sealed meanwhile by workers whose key ring was not refreshed yet (ring TTL 10 min).
+ROTATION_CONFIRM_AFTER = timedelta(minutes=15)
+_CLAIM_CONCURRENCY = 32
+# Event loops (by id) whose default executor this module widened, and to how many threads.
+_WIDENED: dict[int, int] = {}
+
+
+class ItemOutcome(StrEnum):
+    REFRESHED = "refreshed"
+    REAUTH_REQUIRED = "reauth_required"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class LifecycleConfig:
+    batch_size: int
+    concurrency: int
+    run_budget: int
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    """What the timer did; the run's totals follow when its last batch settles."""
+
+    run_id: str
+    due: int
+    batches: int
+    reason: str | None = None
+
+
+class LifecycleService:
+    def __init__(
+        self,
+        *,
+        config: LifecycleConfig,
+        due: DueIndex,
+        ledger: RunLedger,
+        connections: ConnectionStore,
+        tokens: TokenService,
+        flows: PendingFlowStore,
+        key_ring: KeyRingCache,
+        queue: WorkQueue,
+        audit: AuditSink,
+        rotate: Callable[[KeyRing], Awaitable[int]] | None = None,
+        ensure_tables: Callable[[], Awaitable[None]] | None = None,
+        purges: Sequence[Callable[[datetime], Awaitable[int]]] = (),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._config = config
+        self._due = due
+        self._ledger = ledger
+        self._connections = connections
+        self._tokens = tokens
+        self._flows = flows
+        self._key_ring = key_ring
+        self._queue = queue
+        self._audit = audit
+        self._rotate = rotate
+        self._ensure_tables = ensure_tables
+        # Other expiring records to clean each run (e.g. idempotency keys of mail writes):
+        # each takes `now` and returns how many rows it removed.
+        self._purges = purges
+        self._clock = clock
+
+    # -- the timer ----------------------------------------------------------------------
+
+    async def run(self) -> RunStarted:
+        """One timer run. Never raises for an unavailable dependency: the run stops, and its
+        summary event (`lifecycle.run`, outcome failure) names which dependency."""
+        run_id = uuid.uuid4().hex
+        started = self._clock()
+        counts: Counter[str] = Counter()
+        try:
+            ring = await self._key_ring.get()
+            if self._ensure_tables is not None:
+                await self._ensure_tables()
+            counts["flows_purged"] = await self._flows.purge_expired(started)
+            for purge in self._purges:
+                counts["records_purged"] += await purge(started)
+            counts["rows_rekeyed"] = await self._rotate_if_needed(ring, started)
+            claimed = await self._claim_due(run_id, started, counts)
+            batches = self._batches(run_id, claimed)
+            sent = 0
+            try:
+                for batch in batches:
+                    await self._queue.send(batch.encode())
+                    sent += 1
+            except QueueUnavailable:
+                # The unsent entries stay claimed until CLAIM_TTL, then a later run takes them.
+                counts["failed"] += sum(len(b.items) for b in batches[sent:])
+                return await self._open_run(run_id, started, counts, sent, "queue_unavailable")
+            return await self._open_run(run_id, started, counts, sent, None)
+        except StorageUnavailable:
+            return self._stopped(run_id, started, counts, "storage_unavailable")
+        except KeyProviderUnavailable:
+            return self._stopped(run_id, started, counts, "key_provider_unavailable")
+
+    async def _claim_due(self, run_id: str, now: datetime, counts: Counter[str]) -> list[WorkItem]:
+        entries: list[DueEntry] = []
+        async for entry in self._due.due(now):
+            entries.append(entry)
+            if len(entries) >= self._config.run_budget:
+                break  # the rest stays due for the next run
+        counts["due"] = len(entries)
+        gate = asyncio.Semaphore(_CLAIM_CONCURRENCY)
+
+        async def claim(entry: DueEntry) -> WorkItem | None:
+            async with gate:
+                won = await self._due.claim(entry, run_id, now + CLAIM_TTL)
+            return WorkItem(entry.connection_id, entry.bucket) if won else None
+
+        results = await asyncio.gather(*(claim(e) for e in entries))
+        claimed = [item for item in results if item is not None]
+        counts["skipped"] += len(entries) - len(claimed)  # another run claimed them first
+        return claimed
+
+    def _batches(self, run_id: str, items: list[WorkItem]) -> list[WorkBatch]:
+        size = self._config.batch_size
+        return [
+            WorkBatch(run_id, n, tuple(items[start : start + size]))
+            for n, start in enumerate(range(0, len(items), size))
+        ]
+
+    async def _open_run(
+        self, run_id: str, started: datetime, counts: Counter[str], sent: int, reason: str | None
+    ) -> RunStarted:
+        if sent == 0:
+            # Nothing fanned out: the timer's own counts are the whole run.
+            self._summary(run_id, started, dict(counts), reason)
+        else:
+            totals = await self._ledger.record(
+                run_id, dict(counts), batches=sent, started=started, reason=reason
+            )
+            if totals is not None:  # every batch already settled before we got here
+                self._emit_totals(totals)
+        return RunStarted(run_id, counts["due"], sent, reason)
+
+    def _stopped(
+        self, run_id: str, started: datetime, counts: Counter[str], reason: str
+    ) -> RunStarted:
+        logger.warning("lifecycle run %s stopped: %s", run_id, reason)
+        self._summary(run_id, started, dict(counts), reason)
+        return RunStarted(run_id, counts["due"], 0, reason)
+
+    async def _rotate_if_needed(self, ring: KeyRing, now: datetime) -> int:
+        """Re-encrypt rows under old key versions, only when the versions changed since the
+        last rotation (and once more ROTATION_CONFIRM_AFTER later): no scan otherwise."""
+        if self._rotate is None:
+            return 0
+        marker = await self._ledger.rotation_marker()
+        versions = (ring.aes_current, ring.fernet_current)
+        if marker is not None and (marker.aes, marker.fernet) == versions:
+            if marker.confirmed or now - marker.first_at < ROTATION_CONFIRM_AFTER:
+                return 0
+            rewritten = await self._rotate(ring)
+            await self._ledger.set_rotation_marker(
+                RotationMarker(*versions, marker.first_at, confirmed=True)
+            )
+            return rewritten
+        rewritten = await self._rotate(ring)
+        # A fresh deployment (no marker yet) has nothing old to confirm.
+        await self._ledger.set_rotation_marker(
+            RotationMarker(*versions, now, confirmed=marker is None)
+        )
+        return rewritten
+
+    # -- the queue worker ---------------------------------------------------------------
+
+    async def work(self, body: bytes) -> dict[str, int]:
+        """Work one batch. Raises (so the host retries the message, and after 5 attempts
+        moves it to the poison queue) when storage or key material is unavailable."""
+        batch = WorkBatch.decode(body)
+        self._ensure_threads()
+        gate = asyncio.Semaphore(self._config.concurrency)
+
+        async def one(item: WorkItem) -> ItemOutcome:
+            async with gate:
+                return await self._refresh(batch.run_id, item)
+
+        outcomes = await asyncio.gather(*(one(item) for item in batch.items))
+        counts = {o.value: 0 for o in ItemOutcome}
+        for outcome in outcomes:
+            counts[outcome.value] += 1
+        await self._settle(batch, counts, None)
+        return counts
+
+    def _ensure_threads(self) -> None:
+        """MSAL is synchronous: each refresh holds a thread of the loop's default executor
+        (asyncio.to_thread) for its whole round trip. That pool has min(32, cores + 4)
+        threads, which on a 2-core worker would cap REFRESH_CONCURRENCY at 6; give the loop
+        a pool at least that wide, once per loop."""
+        loop = asyncio.get_running_loop()
+        if _WIDENED.get(id(loop), 0) >= self._config.concurrency:
+            return
+        workers = max(self._config.concurrency, min(32, (os.cpu_count() or 1) + 4))
+        loop.set_default_executor(
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lifecycle")
+        )
+        _WIDENED[id(loop)] = workers
+
+    async def _refresh(self, run_id: str, item: WorkItem) -> ItemOutcome:
+        entry = await self._due.get(item.bucket, item.connection_id)
+        if entry is None or entry.run_id != run_id:
+            return ItemOutcome.SKIPPED  # done already, or re-claimed by a later run
+        connection = await self._connections.get(item.connection_id)
+        if connection is None or connection.status is not ConnectionStatus.ACTIVE:
+            # Deleted, or waiting for the person to reconnect: no attempts until they do
+            # (a reconnect writes a new entry).
+            await self._due.done(entry)
+            return ItemOutcome.SKIPPED
+        if grant_basis(connection) > entry.basis:
+            await self._due.done(entry)  # refreshed since this entry was written
+            return ItemOutcome.SKIPPED
+        try:
+            await self._tokens.access_token(connection, run_id, force_refresh=True)
+        except ConnectionNotFound:
+            await self._due.done(entry)
+            return ItemOutcome.SKIPPED
+        except ReauthRequired:
+            # The token service marked the connection and audited it.
+            await self._due.done(entry)
+            return ItemOutcome.REAUTH_REQUIRED
+        except (GraphUnavailable, MsalServiceError, requests.RequestException) as exc:
+            # 5xx / timeouts / throttling at the identity provider: MSAL raises on a 5xx,
+            # requests on a timeout, the token service for an OAuth error other than a lost grant.
+            logger.info(
+                "refresh of %s failed (%s); backing off", item.connection_id, type(exc).__name__
+            )
+            attempts = entry.attempts + 1
+            await self._due.schedule(
+                item.connection_id, retry_after(attempts, self._clock()), entry.basis, attempts
+            )
+            await self._due.done(entry)  # kept if the retry landed on the same key
+            return ItemOutcome.FAILED
+        await self._due.done(entry)
+        return ItemOutcome.REFRESHED
+
+    async def poisoned(self, body: bytes) -> None:
+        """A batch failed five times: record it, and settle it as failed so that its run
+        still completes. Its entries stay in the index and are claimed again after
+        CLAIM_TTL."""
+        try:
+            batch: WorkBatch | None = WorkBatch.decode(body)
+        except MalformedBatch as exc:
+            batch, reason = None, f"malformed:{exc}"
+        else:
+            reason = "batch_failed"
+        items = len(batch.items) if batch else 0
+        self._audit.emit(
+            AuditEvent(
+                "lifecycle.poison",
+                Outcome.FAILURE,
+                batch.run_id if batch else None,
+                reason=reason,
+                counts={"items": items},
+            )
+        )
+        if batch is not None:
+            await self._settle(batch, {"failed": items}, "batch_poisoned")
+
+    async def _settle(self, batch: WorkBatch, counts: dict[str, int], reason: str | None) -> None:
+        totals = await self._ledger.record(batch.run_id, counts, batch=batch.index, reason=reason)
+        if totals is not None:
+            self._emit_totals(totals)
+
+    # -- the summary --------------------------------------------------------------------
+
+    def _emit_totals(self, totals: RunTotals) -> None:
+        self._summary(totals.run_id, totals.started, totals.counts, totals.reason)
+
+    def _summary(
+        self, run_id: str, started: datetime, counts: dict[str, int], reason: str | None
+    ) -> None:
+        duration = max(0, int((self._clock() - started).total_seconds() * 1000))
+        summary = {name: counts.get(name, 0) for name in _SUMMARY_COUNTS}
+        summary["duration_ms"] = duration
+        failed = reason is not None
+        self._audit.emit(
+            AuditEvent(
+                "lifecycle.run",
+                Outcome.FAILURE if failed else Outcome.SUCCESS,
+                run_id,
+                reason=reason,
+                counts=summary,
+            )
+        )
+        logger.info("lifecycle run %s: %s%s", run_id, summary, f" ({reason})" if failed else "")
+
+
+_SUMMARY_COUNTS = (
+    "due",
+    "refreshed",
+    "reauth_required",
+    "failed",
+    "skipped",
+    "flows_purged",
+    "records_purged",
+    "rows_rekeyed",
+)
+
+
+def table_creator(service: TableServiceClient, names: list[str]) -> Callable[[], Awaitable[None]]:
+    """Create the tables a run reads if they are missing. The worker's TableSet creates each
+    table once per process; a storage account reset under a running worker (an emulator
+    restarted empty, a table deleted by hand) would otherwise fail every later run."""
+
+    async def ensure() -> None:
+        from azure.core.exceptions import ResourceExistsError
+
+        from shared.store.errors import storage_errors
+
+        for name in names:
+            with storage_errors("create table"), contextlib.suppress(ResourceExistsError):
+                await service.create_table(name)
+
+    return ensure
+
+
+def key_rotation(
+    service: TableServiceClient, key_ring: KeyRingCache, table_prefix: str, audit: AuditSink
+) -> Callable[[KeyRing], Awaitable[int]]:
+    """The rotate-keys command's work, as the timer calls it (progress goes to the log)."""
+
+    async def rotate(_ring: KeyRing) -> int:
+        from shared.admin.rotate import rotate_keys, sealed_tables
+
+        report = await rotate_keys(
+            service,
+            await key_ring.envelope(),
+            sealed_tables(table_prefix),
+            progress=lambda line: logger.info("key rotation: %s", line),
+            audit=audit,
+        )
+        return report.counts()["rewritten"]
+
+    return rotate

@@ -1,0 +1,1 @@
+"""Mail: the use cases behind the mail routes, on top of the Graph client layer."""
