@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -12,7 +15,7 @@ import pytest
 
 from sandbox.graph.seed import large_payload
 from shared.mail.models import FolderList, Message, MessageList
-from tests.support.app import AppServer
+from tests.support.app import AppServer, start_app
 from tests.support.callers import Caller
 from tests.support.sandbox import SandboxServer
 
@@ -270,3 +273,74 @@ def test_a_revoked_grant_answers_409_with_a_login_url(
     login = urlsplit(response.json()["loginUrl"])
     assert login.path == "/api/auth/login"
     assert again.status_code == 409
+
+
+def add_fault(sandbox: SandboxServer, **fault: Any) -> None:
+    with sandbox.client() as control:
+        control.post("/_sandbox/faults", json=fault).raise_for_status()
+
+
+def test_graph_503_three_times_then_success(alice: Caller, sandbox: SandboxServer) -> None:
+    add_fault(
+        sandbox,
+        pathRegex="^/v1.0/me/mailFolders/inbox/messages$",
+        status=503,
+        body={"error": {"code": "ServiceUnavailable", "message": "busy"}},
+        times=3,
+    )
+    clear_requests(sandbox)
+
+    response = alice.get("/messages", top=2)
+
+    assert response.status_code == 200, response.text
+    assert len(graph_requests(sandbox)) == 4  # three refusals, then the answer
+
+
+def test_persistent_graph_503_is_a_problem_within_the_deadline(
+    settings_env: dict[str, str], servers_dir: Path, sandbox: SandboxServer, spare_app_port: int
+) -> None:
+    settings = {
+        **settings_env,
+        "GRAPH_RETRY_DEADLINE_SECONDS": "3",
+        "REDIRECT_URI": f"http://127.0.0.1:{spare_app_port}/api/auth/callback",
+    }
+    app = start_app(settings, servers_dir, spare_app_port)
+    try:
+        caller = Caller(app, sandbox, ALICE)
+        add_fault(sandbox, pathRegex="^/v1.0/me/mailFolders/", status=503)
+        started = time.monotonic()
+        response = caller.get("/messages", top=2)
+        elapsed = time.monotonic() - started
+    finally:
+        app.stop()
+
+    assert response.status_code == 503
+    assert response.json()["code"] in {"graph_unavailable", "graph_throttled"}
+    assert elapsed < 3 + 2  # the deadline, plus one attempt's worth of slack
+
+
+def test_twenty_concurrent_reads_keep_at_most_four_in_flight_at_graph(
+    alice: Caller, sandbox: SandboxServer
+) -> None:
+    with sandbox.client() as control:
+        control.post("/_sandbox/latency", json={"identityMs": 0, "graphMs": 300}).raise_for_status()
+    alice.get("/messages", top=1)  # warm: token and connection cached before the burst
+    clear_requests(sandbox)
+
+    def one(_: int) -> int:
+        return alice.get("/messages", top=1).status_code
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        statuses = list(pool.map(one, range(20)))
+    arrivals = sorted(parse_time(r["time"]) for r in graph_requests(sandbox))
+
+    assert statuses == [200] * 20
+    assert len(arrivals) == 20
+    # With 300 ms per Graph answer and at most 4 in flight, any 300 ms window holds ≤ 4
+    # arrivals; 20 unthrottled would arrive together.
+    busiest = max(sum(1 for t in arrivals if a <= t < a + 0.29) for a in arrivals)
+    assert busiest <= 4
+
+
+def parse_time(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
