@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test bootstrap lint typecheck unit bench bench-refresh bench-write sandbox connector clean
+.PHONY: run test bootstrap lint typecheck unit bench bench-refresh bench-write bench-peers sandbox connector clean
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -37,6 +37,18 @@ bench-refresh: bootstrap
 bench-write: bootstrap
 	@$(PY) benchmarks/bulk.py
 	@$(PY) benchmarks/send_memory.py
+
+# This app against msgraph-sdk-python and python-o365 (list 50, get 10, send 5, mark 20 read)
+# on one sandbox. The peers are benchmark-only: installed into .venv/bench from
+# requirements-bench.txt, never into the app's requirements. Figures: benchmarks/README.md.
+bench-peers: bootstrap
+	@if [ ! -x $(VENV)/bench/bin/python ] || ! cat requirements.txt requirements-bench.txt | cmp -s - $(VENV)/bench/.requirements; then \
+		echo "bench-peers: installing the peers into $(VENV)/bench"; \
+		[ -x $(VENV)/bench/bin/python ] || $(PY) -m venv $(VENV)/bench; \
+		$(VENV)/bench/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt && \
+		cat requirements.txt requirements-bench.txt > $(VENV)/bench/.requirements; \
+	fi
+	@$(PY) benchmarks/peers.py $(BENCH_ARGS)
 
 # The Power Automate / Logic Apps connector, regenerated from the route table (commit it).
 connector: bootstrap

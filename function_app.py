@@ -11,8 +11,17 @@ import logging
 import azure.functions as func
 
 from shared.config import load_settings
-from shared.functions import lifecycle
-from shared.http import auth, connections, mail, mail_write, me, system
+from shared.functions import lifecycle, notifications
+from shared.http import (
+    auth,
+    connections,
+    mail,
+    mail_write,
+    me,
+    system,
+)
+from shared.http import notifications as notification_routes
+from shared.http import subscriptions as subscription_routes
 from shared.http.api import ApiBlueprint
 from shared.http.openapi import build_openapi
 
@@ -28,6 +37,8 @@ API_BLUEPRINTS: list[ApiBlueprint] = [
     connections.api,
     mail.api,
     mail_write.api,
+    subscription_routes.api,
+    notification_routes.api,
 ]
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
@@ -36,6 +47,8 @@ for area in API_BLUEPRINTS:
 
 # Non-HTTP triggers: the token lifecycle timer and its queue workers.
 app.register_functions(lifecycle.bp)
+# Change notifications: the delivery worker behind /api/notifications/graph.
+app.register_functions(notifications.bp)
 
 system.publish_openapi(
     lambda: build_openapi(op for area in API_BLUEPRINTS for op in area.operations)

@@ -367,6 +367,10 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     // settings (a Settings default does not reach it): they must exist here.
     LIFECYCLE_SCHEDULE: lifecycleSchedule
     LIFECYCLE_QUEUE: 'oia-lifecycle'
+    // Change notifications: the delivery queue (bound as %NOTIFICATIONS_QUEUE%) and the
+    // public URL Graph posts notifications to.
+    NOTIFICATIONS_QUEUE: 'oia-notifications'
+    PUBLIC_BASE_URL: 'https://${functionApp.properties.defaultHostName}'
     // Interim until the app authenticates to Entra ID with a certificate or a federated
     // credential: references, resolved by the platform with the managed identity; the values
     // live only in Key Vault.

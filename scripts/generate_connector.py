@@ -60,7 +60,18 @@ SUMMARIES: dict[str, str] = {
     "attachments_list": "List attachments",
     "attachments_get": "Get attachment metadata",
     "attachments_content": "Get attachment content",
+    "subscriptions_create": "When a new email arrives (webhook)",
+    "subscriptions_list": "List trigger subscriptions",
+    "subscriptions_delete": "Remove a trigger subscription",
 }
+# The webhook trigger (docs/triggers.md): Power Automate registers its callback URL in the
+# body's notificationUrl (x-ms-notification-url, hidden from flow authors), keeps the 201's
+# Location header and DELETEs it when the flow is turned off. The 201 schema a trigger
+# declares is what the flow sees of each call to the callback: the signed event.
+TRIGGER_OPERATION = "subscriptions_create"
+TRIGGER_REQUEST = "SubscriptionCreate"
+TRIGGER_EVENT = "MessageEvent"
+TRIGGER_HINT = "To see it work, send an email to the connected mailbox (or its folder)."
 
 # Descriptions of parameters whose model gives none (path parameters never have one).
 PARAMETER_TEXT: dict[str, tuple[str, str]] = {
@@ -352,6 +363,8 @@ def build_definition(
                 operation["consumes"] = ["application/json"]
             if method == "get" and NEXT_LINK in _list_properties(definitions, success_model):
                 operation["x-ms-pageable"] = {"nextLinkName": NEXT_LINK}
+            if op["operationId"] == TRIGGER_OPERATION:
+                _make_trigger(operation, definitions)
             paths.setdefault(path, {})[method] = operation
             used.update(_refs(operation))
     return {
@@ -387,6 +400,23 @@ def build_definition(
             {"propertyName": "Categories", "propertyValue": "Communication;IT Operations"},
         ],
     }
+
+
+def _make_trigger(operation: dict[str, Any], definitions: dict[str, Any]) -> None:
+    """Turn the subscription-creating operation into a webhook trigger (in place)."""
+    from shared.http.subscriptions import MessageEvent
+
+    operation["x-ms-trigger"] = "single"
+    operation["x-ms-trigger-hint"] = TRIGGER_HINT
+    request = definitions[TRIGGER_REQUEST]
+    callback = request["properties"]["notificationUrl"]
+    callback["x-ms-notification-url"] = True
+    callback["x-ms-visibility"] = "internal"
+    callback.pop("title", None)
+    event = swagger_schema(MessageEvent.model_json_schema(ref_template="#/definitions/{model}"))
+    event.pop("title", None)
+    definitions[TRIGGER_EVENT] = event
+    operation["responses"]["201"]["schema"] = {"$ref": f"#/definitions/{TRIGGER_EVENT}"}
 
 
 def _binary_bodies() -> dict[str, dict[str, str]]:

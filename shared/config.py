@@ -169,6 +169,24 @@ class Settings(BaseModel):
     REFRESH_CONCURRENCY: int = Field(default=16, ge=1, le=256)
     LIFECYCLE_RUN_BUDGET: int = Field(default=20000, ge=1, le=1_000_000)
 
+    # Change notifications (docs/triggers.md): the app's externally reachable base URL (Graph
+    # posts to {PUBLIC_BASE_URL}/api/notifications/...), the delivery queue (bound as
+    # %NOTIFICATIONS_QUEUE%), whether callers may register http://127.0.0.1 webhooks (local
+    # development and tests only), how long a delivery is retried before it is given up
+    # (audited), and how long before expiry the timer renews a Graph subscription.
+    PUBLIC_BASE_URL: SecureUrl = HttpUrl("http://127.0.0.1:7071")
+    NOTIFICATIONS_QUEUE: str = Field(
+        default="oia-notifications",
+        pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$",
+        min_length=3,
+        max_length=56,
+    )
+    ALLOW_HTTP_LOOPBACK_WEBHOOKS: bool = False
+    WEBHOOK_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0, le=60)
+    WEBHOOK_RETRY_INITIAL_SECONDS: float = Field(default=2.0, gt=0, le=300)
+    WEBHOOK_RETRY_MAX_SECONDS: float = Field(default=600.0, gt=0, le=3600)
+    SUBSCRIPTION_RENEW_WITHIN_HOURS: float = Field(default=72.0, gt=0, le=168)
+
     # Errors and audit.
     PROBLEM_TYPE_BASE_URL: SecureUrl = HttpUrl(DEFAULT_PROBLEM_TYPE_BASE)
     APPLICATIONINSIGHTS_CONNECTION_STRING: SecretStr | None = None
@@ -264,6 +282,11 @@ class Settings(BaseModel):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    @cached_property
+    def loopback_webhooks(self) -> bool:
+        """ALLOW_HTTP_LOOPBACK_WEBHOOKS, never in production (whatever the setting says)."""
+        return self.ALLOW_HTTP_LOOPBACK_WEBHOOKS and self.APP_ENV is not Environment.PRODUCTION
 
     @cached_property
     def audience(self) -> str:

@@ -7,6 +7,7 @@ keeps it for the life of the worker. Tests build their own with `Container.build
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from shared.lifecycle.service import LifecycleService
     from shared.mail.service import MailReader
     from shared.mail.writer import MailWriter
+    from shared.notifications.service import NotificationService
     from shared.store.idempotency import IdempotencyStore
 
 
@@ -46,6 +48,7 @@ class Container:
     idempotency: IdempotencyStore
     graph: GraphClient
     lifecycle: LifecycleService
+    notifications: NotificationService
     # Closed by aclose(): pooled connections the container owns.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -68,12 +71,19 @@ class Container:
         from shared.graph import cursor_codec_from_settings
         from shared.graph.client import GraphClient
         from shared.identity.msal_client import MsalClient
-        from shared.lifecycle.wiring import build_lifecycle
+        from shared.lifecycle.queue import StorageWorkQueue
+        from shared.lifecycle.wiring import (
+            build_lifecycle,
+            queue_account_url,
+            queue_connection_string,
+        )
         from shared.mail.service import MailReader
         from shared.mail.writer import build_mail_writer
+        from shared.notifications.service import NotificationService
         from shared.store.connections import ConnectionStore
         from shared.store.due import DueIndex
         from shared.store.pending_flows import PendingFlowStore
+        from shared.store.subscriptions import SubscriptionStore
         from shared.store.table_set import TableSet
         from shared.store.tables import TableStorageProbe, build_table_service
 
@@ -106,6 +116,25 @@ class Container:
             settings, mail_reader, connections, graph, tables, key_ring, audit
         )
         closers.append(close_writer)
+        queue_connection = queue_connection_string(settings)
+        notification_queue = StorageWorkQueue(
+            queue_connection,
+            settings.NOTIFICATIONS_QUEUE,
+            settings.STORAGE_TIMEOUT_SECONDS,
+            account_url=None if queue_connection else queue_account_url(settings, os.environ),
+        )
+        notifications = NotificationService(
+            settings,
+            connections=connections,
+            connection_store=connection_store,
+            tokens=tokens,
+            graph=graph,
+            store=SubscriptionStore(tables, key_ring),
+            queue=notification_queue,
+            audit=audit,
+        )
+        connections.delete_hooks.append(notifications.delete_for_connection)
+        closers.extend([notification_queue.aclose, notifications.aclose])
         lifecycle, work_queue = build_lifecycle(
             settings,
             tables=tables,
@@ -116,7 +145,8 @@ class Container:
             flows=flows,
             key_ring=key_ring,
             audit=audit,
-            purges=[idempotency.purge_expired],
+            # Renewing Graph subscriptions rides on the same run (it purges nothing: 0).
+            purges=[idempotency.purge_expired, notifications.renew_due],
         )
         closers.append(work_queue.aclose)
         return cls(
@@ -133,6 +163,7 @@ class Container:
             idempotency=idempotency,
             graph=graph,
             lifecycle=lifecycle,
+            notifications=notifications,
             closers=closers,
         )
 

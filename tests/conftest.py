@@ -11,6 +11,7 @@ from tests.support.app import AppServer, app_settings, start_app
 from tests.support.azurite import AzuriteServer, start_azurite
 from tests.support.processes import free_port
 from tests.support.sandbox import SandboxServer, start_sandbox
+from tests.support.secrecy import SecretLedger, summary
 
 
 @pytest.fixture(scope="session")
@@ -70,3 +71,42 @@ def app_server(
     server = start_app(settings_env, servers_dir, app_port)
     yield server
     server.stop()
+
+
+# --- The whole run's secrecy sweep (tests/support/secrecy.py) -----------------------------
+# Every sandbox's tokens, secrets, clientStates and subjects are collected before it resets or
+# stops; when the session ends, every app log and audit file under the session's temp dir is
+# searched for them, and a finding fails the run.
+SECRECY_LEDGER = pytest.StashKey[SecretLedger]()
+SECRECY_ROOT = pytest.StashKey[Path]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    ledger = SecretLedger()
+    ledger.install()
+    session.config.stash[SECRECY_LEDGER] = ledger
+
+
+@pytest.fixture(scope="session", autouse=True)
+def secrecy_sweep_root(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> None:
+    pytestconfig.stash[SECRECY_ROOT] = tmp_path_factory.getbasetemp()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    ledger = session.config.stash.get(SECRECY_LEDGER, None)
+    root = session.config.stash.get(SECRECY_ROOT, None)
+    if ledger is None or root is None or not ledger.secrets:
+        return  # no sandbox ran: nothing to look for
+    findings = ledger.sweep(root)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if findings:
+        if reporter is not None:
+            reporter.write_line(summary(findings), red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    elif reporter is not None:
+        reporter.write_line(
+            f"secrecy sweep: {len(ledger.secrets)} secrets and {len(ledger.subjects)} subjects"
+            f" absent from every log and audit file under {root}"
+        )

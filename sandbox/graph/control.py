@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from sandbox.graph import schema
+from sandbox.graph import schema, subscriptions
 from sandbox.graph.errors import GraphError
 from sandbox.graph.store import Mailbox, apply_fields, default_props, format_datetime
 from sandbox.graph.views import folder_json, message_json
@@ -136,6 +136,7 @@ def mail_control_routes(ctx: SandboxContext) -> list[BaseRoute]:
         Route("/users/{upn}/messages", seed_messages, methods=["POST"]),
         Route("/users/{upn}/mailbox", mailbox_state, methods=["GET"]),
         Route("/graph/throttle", throttle_state, methods=["GET"]),
+        *subscriptions.control_routes(ctx),
     ]
 
 

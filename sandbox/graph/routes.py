@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sandbox.graph import attachments, batch, delta, errors, folders, messages
+from sandbox.graph import attachments, batch, delta, errors, folders, messages, subscriptions
 from sandbox.graph.calls import Call
 from sandbox.graph.errors import GraphError, error_body
 from sandbox.graph.pipeline import (
@@ -62,6 +62,7 @@ _ACTION_NAMES = {
 def graph_routes(ctx: SandboxContext) -> list[BaseRoute]:
     # Timestamps, expiries and throttling windows follow the control API's shiftable clock.
     ctx.mail.clock = ctx.controls.now
+    subscriptions.install(ctx)
 
     async def endpoint(request: Request) -> Response:
         return await handle_http(ctx, request)
@@ -243,6 +244,9 @@ async def handle_http(ctx: SandboxContext, http: Request) -> Response:
                 _only(http.method, "POST")
                 request.body = await _read_body(http)
                 response = batch.run_batch(ctx, request, execute)
+            elif split_path(path)[:1] and split_path(path)[0].lower() == "subscriptions":
+                request.body = await _read_body(http)
+                response = await subscriptions.handle(ctx, request)
             else:
                 target = resolve_target(ctx, request)
                 key = throttle_key(request.principal, target.mailbox)

@@ -217,6 +217,11 @@ class MailStore:
         self.limiter = MailboxLimiter(settings, lambda: self.clock())
         # Switched to the control API's shiftable clock by the routes (sandbox.controls).
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        # Called when a message enters a folder (created, delivered, moved or copied there):
+        # change notifications (sandbox/graph/subscriptions.py) hang off this one hook.
+        self.arrival_listeners: list[Callable[[Mailbox, Message], None]] = []
+        # Graph subscriptions by id (owned by sandbox/graph/subscriptions.py).
+        self.subscriptions: dict[str, Any] = {}
 
     # Lifecycle ---------------------------------------------------------------------------
     def reset(self, directory: Directory) -> None:
@@ -224,6 +229,7 @@ class MailStore:
 
         self.mailboxes = {}
         self.upload_sessions = {}
+        self.subscriptions = {}
         self.seq = 0
         self._rng = random.Random(20260101)
         self.limiter = MailboxLimiter(self.settings, lambda: self.clock())
@@ -343,7 +349,12 @@ class MailStore:
         self._refresh(message)
         mailbox.messages[message.immutable_id] = message
         mailbox.by_regular_id[message.regular_id] = message
+        self._arrived(mailbox, message)
         return message
+
+    def _arrived(self, mailbox: Mailbox, message: Message) -> None:
+        for listener in self.arrival_listeners:
+            listener(mailbox, message)
 
     def _refresh(self, message: Message) -> None:
         props = message.props
@@ -370,6 +381,7 @@ class MailStore:
         mailbox.by_regular_id[message.regular_id] = message
         self.touch(message)
         message.arrived = message.changed
+        self._arrived(mailbox, message)
         return message
 
     def copy(self, mailbox: Mailbox, message: Message, destination: Folder) -> Message:

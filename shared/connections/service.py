@@ -19,7 +19,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -79,6 +79,9 @@ class ConnectionService:
         self._store = store
         self._audit = audit
         self._now = clock
+        # Run before a connection is deleted, while its grant still works (the change
+        # notifications' subscriptions are removed on Graph's side and ours).
+        self.delete_hooks: list[Callable[[Connection, str], Awaitable[None]]] = []
 
     # -- the browser flow -------------------------------------------------------------
 
@@ -209,6 +212,8 @@ class ConnectionService:
     async def delete(self, caller: Caller, connection_id: str, correlation_id: str) -> None:
         connection = await self.get(caller, connection_id, write=True)
         self._recent.pop(connection_id, None)
+        for hook in self.delete_hooks:
+            await hook(connection, correlation_id)
         await self._store.delete(connection)
         self._audit.emit(
             AuditEvent(

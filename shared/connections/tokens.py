@@ -19,7 +19,9 @@ from datetime import UTC, datetime
 from urllib.parse import urlencode, urljoin
 
 import msal
+import requests
 from azure.core.exceptions import ResourceModifiedError
+from msal.exceptions import MsalServiceError
 
 from shared.audit import AuditEvent, AuditSink, Outcome
 from shared.config import Settings
@@ -129,9 +131,14 @@ class TokenService:
         ]
         if not accounts:
             return _Silent(None, 0, "no_account", None)
-        result = app.acquire_token_silent_with_error(
-            self._msal.scopes, accounts[0], force_refresh=force
-        )
+        try:
+            result = app.acquire_token_silent_with_error(
+                self._msal.scopes, accounts[0], force_refresh=force
+            )
+        except (MsalServiceError, requests.RequestException):
+            # The identity provider answered 5xx or could not be reached: nothing is wrong
+            # with the grant, so the caller gets 503 graph_unavailable (as the lifecycle does).
+            return _Silent(None, 0, "identity_unavailable", None)
         if not result:
             return _Silent(None, 0, "no_refresh_token", None)
         if "error" in result:

@@ -30,7 +30,12 @@ from shared.errors import (
 )
 from shared.http.correlation import HEADER as CORRELATION_HEADER
 from shared.http.correlation import correlation_id_from
-from shared.http.problems import DEFAULT_TYPE_BASE, render_problem, render_unexpected
+from shared.http.problems import (
+    DEFAULT_TYPE_BASE,
+    PROBLEM_JSON,
+    render_problem,
+    render_unexpected,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -76,6 +81,8 @@ class Operation:
     errors: tuple[type[ApiError], ...] = ()
     auth_level: func.AuthLevel = func.AuthLevel.ANONYMOUS
     headers: tuple[HeaderParameter, ...] = ()
+    # Browser pages answer their errors as HTML pages too (unless the caller asks for JSON).
+    error_media_types: tuple[str, ...] = (PROBLEM_JSON,)
 
 
 @dataclass(frozen=True)
@@ -231,6 +238,7 @@ class ApiBlueprint:
         query_model: type[BaseModel] | None = None,
         errors: tuple[type[ApiError], ...] = (),
         headers: tuple[HeaderParameter, ...] = (),
+        error_media_types: tuple[str, ...] = (PROBLEM_JSON,),
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.operations.append(
@@ -248,6 +256,7 @@ class ApiBlueprint:
                     errors=errors,
                     auth_level=auth_level,
                     headers=headers,
+                    error_media_types=error_media_types,
                 )
             )
             return handler

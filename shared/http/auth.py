@@ -11,11 +11,11 @@ import azure.functions as func
 from pydantic import Field
 
 from shared.container import get_container
-from shared.errors import SignInFailed, ValidationFailed
+from shared.errors import SignInFailed, UnsupportedMediaType, ValidationFailed
 from shared.http.api import ApiBlueprint, ApiRequest, ResponseSpec, Security, json_response
 from shared.http.models import ApiModel
 from shared.http.pages import html_page, wants_json
-from shared.http.problems import render_problem
+from shared.http.problems import PROBLEM_JSON, render_problem
 
 api = ApiBlueprint("connect")
 
@@ -114,7 +114,8 @@ async def auth_login(request: ApiRequest) -> func.HttpResponse:
         ),
         302: ResponseSpec("Connected; redirect to the allow-listed returnTo"),
     },
-    errors=(SignInFailed, ValidationFailed),
+    errors=(SignInFailed, ValidationFailed, UnsupportedMediaType),
+    error_media_types=(PROBLEM_JSON, "text/html"),
 )
 async def auth_callback(request: ApiRequest) -> func.HttpResponse:
     req = request.raw

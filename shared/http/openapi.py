@@ -18,6 +18,7 @@ from shared.errors import (
 )
 from shared.http.api import Operation, Security
 from shared.http.models import Problem
+from shared.http.problems import PROBLEM_JSON
 
 _PARAM = re.compile(r"\{\*?([A-Za-z_][A-Za-z0-9_]*)(?::[^}?]*)?\??\}")
 _REF = "#/components/schemas/{model}"
@@ -122,13 +123,18 @@ def _operation(
     if op.security is Security.BEARER:
         # The dispatcher authenticates every bearer operation: these answers are always possible.
         error_types += [Unauthorized, Forbidden, AuthorityUnavailable]
+    error_content: dict[str, Any] = {
+        media_type: {"schema": problem_ref if media_type == PROBLEM_JSON else {"type": "string"}}
+        for media_type in op.error_media_types
+    }
     for error in error_types:
         responses.setdefault(
-            str(error.status),
-            {
-                "description": error.title,
-                "content": {"application/problem+json": {"schema": problem_ref}},
-            },
+            str(error.status), {"description": error.title, "content": error_content}
+        )
+    if op.security is Security.FUNCTION_KEY:
+        # The Functions host itself refuses a missing or wrong key, before the app runs.
+        responses.setdefault(
+            "401", {"description": "Missing or wrong host key (answered by the host, no body)."}
         )
     body: dict[str, Any] = {
         "operationId": op.operation_id

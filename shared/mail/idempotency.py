@@ -92,6 +92,12 @@ class IdempotencyGuard:
                 "A request with this Idempotency-Key is still in progress; retry shortly.",
                 headers={"Retry-After": "1"},
             )
+        if claim.state is ClaimState.ABANDONED:
+            raise Conflict(
+                "The first request with this Idempotency-Key did not finish (the service "
+                "stopped during it), so whether it took effect is unknown. Check the mailbox, "
+                "then retry with a new key."
+            )
         if claim.state is ClaimState.REPLAY:
             if claim.response is None:
                 raise Conflict("This Idempotency-Key was used; its response cannot be read.")

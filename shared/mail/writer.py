@@ -259,6 +259,13 @@ class MailWriter:
 
     # --- send ------------------------------------------------------------------------------
     async def send(self, ctx: WriteContext, body: SendMessageBody) -> Sent:
+        if body.recipient_count() == 0:
+            # Graph would refuse it with a 400 that is not the caller's fault to read.
+            raise ValidationFailed(
+                "A message needs at least one recipient (toRecipients, ccRecipients or "
+                "bccRecipients).",
+                errors=[FieldError(("body", "toRecipients"), "no recipients")],
+            )
         self.check_limits(body, body.attachments)
         counts = {"recipients": body.recipient_count(), "attachments": len(body.attachments)}
         async with self.audited("mail.sent", ctx, counts):

@@ -37,11 +37,15 @@ TABLE = "idempotency"
 PREFIX = "Resp"
 
 
+ABANDONED_AFTER = timedelta(minutes=10)
+
+
 class ClaimState(StrEnum):
     CLAIMED = "claimed"  # this request owns the key: do the work, then complete() or release()
     REPLAY = "replay"  # done before with the same fingerprint: `response` is the first answer
     MISMATCH = "mismatch"  # used before with another request body
     IN_PROGRESS = "in_progress"  # another request with this key has not finished
+    ABANDONED = "abandoned"  # the first request never finished (its worker stopped mid-way)
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,7 @@ class IdempotencyStore:
             "RowKey": rk,
             "Fingerprint": fingerprint,
             "State": "pending",
+            "ClaimedAt": now,
             "ExpiresAt": now + self.ttl,
         }
         for _ in range(2):
@@ -121,6 +126,11 @@ class IdempotencyStore:
             if existing.get("Fingerprint") != fingerprint:
                 return Claim(ClaimState.MISMATCH, pk, rk)
             if existing.get("State") != "done":
+                claimed = existing.get("ClaimedAt")
+                # No request outlives the Functions timeout (5 min): a claim older than twice
+                # that belongs to a worker that died mid-way, so "retry shortly" would be false.
+                if isinstance(claimed, datetime) and now - claimed > ABANDONED_AFTER:
+                    return Claim(ClaimState.ABANDONED, pk, rk)
                 return Claim(ClaimState.IN_PROGRESS, pk, rk)
             return Claim(ClaimState.REPLAY, pk, rk, response=await self._open(existing, pk, rk))
         return Claim(ClaimState.IN_PROGRESS, pk, rk)

@@ -24,9 +24,10 @@ from shared.config import load_settings
 from shared.container import Container
 from shared.lifecycle.planning import bucket_of
 from tests.support.app import MASTER_KEY, AppServer, app_settings, start_app
-from tests.support.azurite import ACCOUNT, ACCOUNT_KEY, AzuriteServer
+from tests.support.azurite import AzuriteServer
 from tests.support.browser import connect
-from tests.support.processes import ROOT, Process, free_port, port_open, wait_until
+from tests.support.persistent_azurite import PersistentAzurite
+from tests.support.processes import free_port, wait_until
 from tests.support.sandbox import SandboxServer
 
 ALICE = "alice@contoso.test"
@@ -256,47 +257,6 @@ async def _fresh_token(app: LifecycleApp, connection_id: str) -> str:
         return await worker.tokens.access_token(connection, "corr", force_refresh=True)
     finally:
         await worker.aclose()
-
-
-class PersistentAzurite:
-    """Azurite keeping its data on disk, so it can be stopped and started again on the same
-    ports with the same data (the session's Azurite is in memory: a restart would empty it)."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.location = tmp_path / "azurite-data"
-        self.location.mkdir()
-        self.ports = {"blob": free_port(), "queue": free_port(), "table": free_port()}
-        self.log_dir = tmp_path
-        self.starts = 0
-        self.process = self._start()
-
-    @property
-    def connection_string(self) -> str:
-        p = self.ports
-        return (
-            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
-            f"BlobEndpoint=http://127.0.0.1:{p['blob']}/{ACCOUNT};"
-            f"QueueEndpoint=http://127.0.0.1:{p['queue']}/{ACCOUNT};"
-            f"TableEndpoint=http://127.0.0.1:{p['table']}/{ACCOUNT};"
-        )
-
-    def _start(self) -> Process:
-        self.starts += 1
-        args = [str(ROOT / "node_modules" / ".bin" / "azurite"), "--disableTelemetry"]
-        args += ["--skipApiVersionCheck", "--location", str(self.location)]
-        for service, port in self.ports.items():
-            args += [f"--{service}Host", "127.0.0.1", f"--{service}Port", str(port)]
-        process = Process("azurite", args, {}, self.log_dir / f"azurite-{self.starts}.log")
-        wait_until(lambda: all(port_open(p) for p in self.ports.values()), 60, "Azurite")
-        return process
-
-    def stop(self) -> None:
-        self.process.stop()
-
-    def restart_after(self, while_down: Any) -> None:
-        self.process.stop()
-        while_down()
-        self.process = self._start()
 
 
 def test_azurite_restarted_mid_run_the_next_run_completes_and_nothing_is_corrupted(

@@ -130,3 +130,15 @@ async def test_a_response_too_large_for_one_entity_replays_without_its_body(
 
     assert replay.response is not None
     assert (replay.response.status, replay.response.body) == (200, b"{}")
+
+
+async def test_a_claim_whose_worker_died_is_reported_abandoned_not_in_progress(
+    store: IdempotencyStore,
+) -> None:
+    await store.claim("caller", "conn", "key-crash", "fp", NOW)  # never completed
+
+    soon = await store.claim("caller", "conn", "key-crash", "fp", NOW + timedelta(minutes=1))
+    later = await store.claim("caller", "conn", "key-crash", "fp", NOW + timedelta(minutes=11))
+
+    assert soon.state is ClaimState.IN_PROGRESS
+    assert later.state is ClaimState.ABANDONED

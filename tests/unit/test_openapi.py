@@ -53,6 +53,15 @@ def test_errors_are_problem_json_and_protected_routes_declare_security() -> None
     assert health["security"] == []
 
 
+def test_host_key_operations_document_the_hosts_401() -> None:
+    # Found by tests/security/test_fuzz_api.py: the host answers 401 without the key.
+    document = fetch_document()
+
+    ready = document["paths"]["/health/ready"]["get"]
+
+    assert "401" in ready["responses"]
+
+
 def test_path_templates_become_openapi_paths() -> None:
     assert openapi_path("connections/{connectionId}") == "/connections/{connectionId}"
     assert openapi_path("files/{*rest}") == "/files/{rest}"

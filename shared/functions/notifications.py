@@ -1,0 +1,42 @@
+"""The change-notification worker: one queue message per notified item, lifecycle event or
+resync (sent by shared/http/notifications.py), and the poison listener.
+
+Thin: each handler calls one NotificationService method. The queue name is the
+`%NOTIFICATIONS_QUEUE%` binding expression (an app setting, see README "Settings").
+"""
+
+from __future__ import annotations
+
+import logging
+
+import azure.functions as func
+
+from shared.functions.lifecycle import QUEUE_CONNECTION
+
+logger = logging.getLogger(__name__)
+
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
+
+
+@bp.function_name("notifications_deliver")
+@bp.queue_trigger(arg_name="msg", queue_name="%NOTIFICATIONS_QUEUE%", connection=QUEUE_CONNECTION)
+async def notifications_deliver(msg: func.QueueMessage) -> None:
+    from shared.container import get_container
+
+    # Delivery retries to the caller happen inside (bounded, audited); raising hands the
+    # message back to the host only when Graph or storage could not be reached.
+    await get_container().notifications.work(msg.get_body().decode())
+
+
+@bp.function_name("notifications_poison")
+@bp.queue_trigger(
+    arg_name="msg", queue_name="%NOTIFICATIONS_QUEUE%-poison", connection=QUEUE_CONNECTION
+)
+async def notifications_poison(msg: func.QueueMessage) -> None:
+    from shared.audit import AuditEvent, Outcome
+    from shared.container import get_container
+
+    get_container().audit.emit(
+        AuditEvent("notification.poisoned", Outcome.FAILURE, reason="poison_queue")
+    )
+    logger.warning("a notification job kept failing and was set aside")

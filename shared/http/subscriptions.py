@@ -1,0 +1,206 @@
+"""Caller routes for triggers: register a webhook on a connection's folder, list, delete.
+
+Power Automate's webhook-trigger convention: the 201 carries a `Location` header, and the
+platform calls DELETE on it when the flow is turned off. The signing secret is in the 201
+body only; it is never shown again.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import azure.functions as func
+from pydantic import Field
+
+from shared.container import get_container
+from shared.errors import (
+    ConnectionNotFound,
+    Forbidden,
+    GraphError,
+    GraphThrottled,
+    GraphUnavailable,
+    NotFound,
+    ReauthRequired,
+    StorageUnavailable,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from shared.http.api import ApiBlueprint, ApiRequest, ResponseSpec, json_response
+from shared.http.models import ApiModel
+from shared.notifications.filters import Filters
+from shared.store.subscriptions import Subscription
+
+api = ApiBlueprint("triggers")
+
+_ERRORS = (
+    ValidationFailed,
+    ConnectionNotFound,
+    NotFound,
+    Forbidden,
+    ReauthRequired,
+    UnsupportedMediaType,
+    GraphThrottled,
+    GraphError,
+    GraphUnavailable,
+    StorageUnavailable,
+)
+
+
+class SubscriptionCreate(ApiModel):
+    notificationUrl: str = Field(
+        max_length=2048,
+        description="Where events are POSTed (https). Power Automate fills this in.",
+    )
+    folder: str = Field(
+        default="inbox", min_length=1, max_length=256, description="Folder id or well-known name."
+    )
+    fromAddress: str | None = Field(
+        default=None,
+        alias="from",
+        max_length=1024,
+        description="Only mail from these addresses (`;`-separated).",
+    )
+    to: str | None = Field(
+        default=None, max_length=1024, description="Only mail to one of these (`;`-separated)."
+    )
+    cc: str | None = Field(
+        default=None, max_length=1024, description="Only mail cc'd to one of these."
+    )
+    importance: Literal["any", "low", "normal", "high"] = Field(
+        default="any", description="Only mail of this importance."
+    )
+    hasAttachments: bool | None = Field(
+        default=None, description="Only mail with (true) or without (false) attachments."
+    )
+    subjectContains: str | None = Field(
+        default=None, max_length=255, description="Only mail whose subject contains this text."
+    )
+    includeMessage: bool = Field(
+        default=False,
+        description="Include the message's headers (subject, from, recipients...) in the event.",
+    )
+
+    def filters(self) -> Filters:
+        return Filters.model_validate(
+            {
+                "from": self.fromAddress,
+                "to": self.to,
+                "cc": self.cc,
+                "importance": self.importance,
+                "hasAttachments": self.hasAttachments,
+                "subjectContains": self.subjectContains,
+            }
+        )
+
+
+class SubscriptionView(ApiModel):
+    id: str
+    connectionId: str
+    notificationUrl: str
+    folder: str
+    filters: Filters
+    includeMessage: bool
+    expirationDateTime: datetime
+    createdAt: datetime
+
+    @classmethod
+    def of(cls, s: Subscription) -> SubscriptionView:
+        return cls(
+            id=s.id,
+            connectionId=s.connection_id,
+            notificationUrl=s.notification_url,
+            folder=s.folder,
+            filters=Filters.model_validate(s.filters),
+            includeMessage=s.include_message,
+            expirationDateTime=s.expires,
+            createdAt=s.created_at,
+        )
+
+
+class SubscriptionCreated(SubscriptionView):
+    signingSecret: str = Field(
+        description="HMAC-SHA256 key of the `X-Signature` header. Shown once: keep it."
+    )
+
+
+class SubscriptionList(ApiModel):
+    value: list[SubscriptionView]
+
+
+class MessageEvent(ApiModel):
+    """What the caller's webhook receives (signed: `X-Signature: sha256=<hex>`)."""
+
+    subscriptionId: str
+    connectionId: str
+    changeType: Literal["created"]
+    messageId: str
+    message: dict[str, object] | None = None
+
+
+def location(connection_id: str, subscription_id: str) -> str:
+    base = str(get_container().settings.PUBLIC_BASE_URL).rstrip("/")
+    return f"{base}/api/connections/{connection_id}/subscriptions/{subscription_id}"
+
+
+@api.route(
+    "connections/{connectionId}/subscriptions",
+    methods=("POST",),
+    operation_id="subscriptions_create",
+    summary="When a new email arrives: register a webhook for new mail in a folder.",
+    request_model=SubscriptionCreate,
+    responses={201: ResponseSpec("Subscribed (Location: the URL to DELETE)", SubscriptionCreated)},
+    errors=_ERRORS,
+)
+async def subscriptions_create(request: ApiRequest) -> func.HttpResponse:
+    body = request.json(SubscriptionCreate)
+    connection_id = request.route("connectionId")
+    created = await get_container().notifications.create(
+        request.caller,
+        connection_id,
+        notification_url=body.notificationUrl,
+        folder=body.folder,
+        filters=body.filters(),
+        include_message=body.includeMessage,
+        cid=request.correlation_id,
+    )
+    view = SubscriptionView.of(created.subscription)
+    payload = SubscriptionCreated(**view.model_dump(), signingSecret=created.signing_secret)
+    return json_response(
+        payload,
+        status=201,
+        headers={"Location": location(connection_id, created.subscription.id)},
+    )
+
+
+@api.route(
+    "connections/{connectionId}/subscriptions",
+    methods=("GET",),
+    operation_id="subscriptions_list",
+    summary="The connection's webhook subscriptions (without their secrets).",
+    responses={200: ResponseSpec("Subscriptions", SubscriptionList)},
+    errors=_ERRORS,
+)
+async def subscriptions_list(request: ApiRequest) -> func.HttpResponse:
+    found = await get_container().notifications.list_for(
+        request.caller, request.route("connectionId")
+    )
+    return json_response(SubscriptionList(value=[SubscriptionView.of(s) for s in found]))
+
+
+@api.route(
+    "connections/{connectionId}/subscriptions/{subscriptionId}",
+    methods=("DELETE",),
+    operation_id="subscriptions_delete",
+    summary="Remove the webhook subscription (and Graph's).",
+    responses={204: ResponseSpec("Removed")},
+    errors=_ERRORS,
+)
+async def subscriptions_delete(request: ApiRequest) -> func.HttpResponse:
+    await get_container().notifications.delete(
+        request.caller,
+        request.route("connectionId"),
+        request.route("subscriptionId"),
+        request.correlation_id,
+    )
+    return func.HttpResponse(status_code=204)

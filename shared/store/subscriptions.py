@@ -1,0 +1,212 @@
+"""Webhook subscriptions in Table Storage, and the per-subscription ledger that makes each
+new message reach the caller once.
+
+Table `subscriptions`:
+- `PartitionKey = <subscription id>, RowKey = "sub"`: the subscription (connection, Graph
+  subscription id, caller's URL, folder, filters, expiry, delta link) with `clientState` and
+  `signingSecret` sealed together under the `Secrets` prefix (shared/crypto, bound to the row);
+- `PartitionKey = "graph-<graph id>", RowKey = "index"`: Graph's id → ours (the notification
+  endpoint looks subscriptions up by the id Graph sends; ours survives a re-creation);
+- `PartitionKey = "conn-<connection id>", RowKey = <subscription id>`: a connection's list.
+
+Table `notificationsseen`: `PartitionKey = <subscription id>, RowKey = sha256(message id)`,
+inserted before a delivery starts: the insert-only write is the exactly-once claim (Graph
+may notify twice, a `missed` resync replays what was already notified).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import UpdateMode
+
+from shared.crypto.envelope import RowAddress
+from shared.crypto.keyring import KeyRingCache
+from shared.store.errors import storage_errors
+from shared.store.table_set import TableSet
+
+SUBSCRIPTIONS = "subscriptions"
+SEEN = "notificationsseen"
+ROW = "sub"
+PREFIX = "Secrets"
+
+
+@dataclass
+class Subscription:
+    id: str
+    connection_id: str
+    graph_id: str
+    notification_url: str
+    folder: str
+    filters: dict[str, Any]
+    include_message: bool
+    expires: datetime
+    created_at: datetime
+    client_state: str = field(repr=False)
+    signing_secret: str = field(repr=False)
+    delta_link: str | None = field(default=None, repr=False)
+
+
+def _columns(s: Subscription) -> dict[str, Any]:
+    columns: dict[str, Any] = {
+        "PartitionKey": s.id,
+        "RowKey": ROW,
+        "ConnectionId": s.connection_id,
+        "GraphId": s.graph_id,
+        "NotificationUrl": s.notification_url,
+        "Folder": s.folder,
+        "Filters": json.dumps(s.filters, sort_keys=True),
+        "IncludeMessage": s.include_message,
+        "Expires": s.expires,
+        "CreatedAt": s.created_at,
+    }
+    if s.delta_link:
+        columns["DeltaLink"] = s.delta_link
+    return columns
+
+
+class SubscriptionStore:
+    def __init__(self, tables: TableSet, keys: KeyRingCache) -> None:
+        self._tables = tables
+        self._keys = keys
+
+    def _address(self, subscription_id: str) -> RowAddress:
+        return RowAddress(self._tables.name(SUBSCRIPTIONS), subscription_id, ROW)
+
+    async def save(self, s: Subscription, *, previous_graph_id: str | None = None) -> None:
+        table = await self._tables.table(SUBSCRIPTIONS)
+        secrets = json.dumps({"c": s.client_state, "s": s.signing_secret}).encode()
+        sealed = (await self._keys.envelope()).seal(secrets, self._address(s.id), PREFIX)
+        with storage_errors("save subscription"):
+            await table.upsert_entity(
+                {"PartitionKey": f"graph-{s.graph_id}", "RowKey": "index", "Id": s.id},
+                mode=UpdateMode.REPLACE,
+            )
+            await table.upsert_entity(
+                {"PartitionKey": f"conn-{s.connection_id}", "RowKey": s.id},
+                mode=UpdateMode.REPLACE,
+            )
+            await table.upsert_entity({**_columns(s), **sealed}, mode=UpdateMode.REPLACE)
+            if previous_graph_id and previous_graph_id != s.graph_id:
+                with contextlib.suppress(ResourceNotFoundError):
+                    await table.delete_entity(f"graph-{previous_graph_id}", "index")
+
+    async def get(self, subscription_id: str) -> Subscription | None:
+        if not subscription_id or "/" in subscription_id or len(subscription_id) > 64:
+            return None
+        table = await self._tables.table(SUBSCRIPTIONS)
+        with storage_errors("read subscription"):
+            try:
+                entity = await table.get_entity(subscription_id, ROW)
+            except ResourceNotFoundError:
+                return None
+        return await self._open(entity)
+
+    async def _open(self, entity: Any) -> Subscription:
+        secrets = json.loads(
+            await self._keys.open(entity, self._address(str(entity["PartitionKey"])), PREFIX)
+        )
+        return Subscription(
+            id=str(entity["PartitionKey"]),
+            connection_id=str(entity["ConnectionId"]),
+            graph_id=str(entity["GraphId"]),
+            notification_url=str(entity["NotificationUrl"]),
+            folder=str(entity["Folder"]),
+            filters=json.loads(str(entity.get("Filters") or "{}")),
+            include_message=bool(entity.get("IncludeMessage")),
+            expires=entity["Expires"],
+            created_at=entity["CreatedAt"],
+            client_state=str(secrets["c"]),
+            signing_secret=str(secrets["s"]),
+            delta_link=str(entity["DeltaLink"]) if entity.get("DeltaLink") else None,
+        )
+
+    async def by_graph_id(self, graph_id: str) -> Subscription | None:
+        if not graph_id or len(graph_id) > 128 or any(c in graph_id for c in "/\\#?'"):
+            return None
+        table = await self._tables.table(SUBSCRIPTIONS)
+        with storage_errors("read subscription index"):
+            try:
+                index = await table.get_entity(f"graph-{graph_id}", "index")
+            except ResourceNotFoundError:
+                return None
+        return await self.get(str(index["Id"]))
+
+    async def for_connection(self, connection_id: str) -> list[Subscription]:
+        table = await self._tables.table(SUBSCRIPTIONS)
+        with storage_errors("list subscriptions"):
+            ids = [
+                str(row["RowKey"])
+                async for row in table.query_entities(
+                    "PartitionKey eq @pk", parameters={"pk": f"conn-{connection_id}"}
+                )
+            ]
+        found = [await self.get(i) for i in ids]
+        return sorted((s for s in found if s is not None), key=lambda s: s.created_at)
+
+    async def expiring_before(self, when: datetime) -> list[Subscription]:
+        """Subscriptions whose Graph side expires before `when` (the lifecycle timer)."""
+        table = await self._tables.table(SUBSCRIPTIONS)
+        with storage_errors("list expiring subscriptions"):
+            rows = [
+                row
+                async for row in table.query_entities(
+                    "RowKey eq @row and Expires lt @when", parameters={"row": ROW, "when": when}
+                )
+            ]
+        return [await self._open(row) for row in rows]
+
+    async def delete(self, s: Subscription) -> None:
+        table = await self._tables.table(SUBSCRIPTIONS)
+        seen = await self._tables.table(SEEN)
+        with storage_errors("delete subscription"):
+            for pk, rk in (
+                (s.id, ROW),
+                (f"graph-{s.graph_id}", "index"),
+                (f"conn-{s.connection_id}", s.id),
+            ):
+                with contextlib.suppress(ResourceNotFoundError):
+                    await table.delete_entity(pk, rk)
+            async for row in seen.query_entities(
+                "PartitionKey eq @pk", parameters={"pk": s.id}, select=["PartitionKey", "RowKey"]
+            ):
+                with contextlib.suppress(ResourceNotFoundError):
+                    await seen.delete_entity(row["PartitionKey"], row["RowKey"])
+
+    # -- exactly once --------------------------------------------------------------------
+
+    async def claim(self, subscription_id: str, message_id: str) -> bool:
+        """True for the first claim of this message for this subscription, False after."""
+        seen = await self._tables.table(SEEN)
+        key = hashlib.sha256(message_id.encode()).hexdigest()
+        with storage_errors("claim notification"):
+            try:
+                await seen.create_entity(
+                    {"PartitionKey": subscription_id, "RowKey": key, "State": "claimed"}
+                )
+                return True
+            except ResourceExistsError:
+                return False
+
+    async def settle(self, subscription_id: str, message_id: str, state: str) -> None:
+        """Record how a claimed delivery ended (delivered, filtered, failed)."""
+        seen = await self._tables.table(SEEN)
+        key = hashlib.sha256(message_id.encode()).hexdigest()
+        with storage_errors("settle notification"), contextlib.suppress(ResourceNotFoundError):
+            await seen.update_entity(
+                {"PartitionKey": subscription_id, "RowKey": key, "State": state},
+                mode=UpdateMode.MERGE,
+            )
+
+    async def release(self, subscription_id: str, message_id: str) -> None:
+        """Undo a claim whose delivery could not start (Graph unavailable): retried later."""
+        seen = await self._tables.table(SEEN)
+        key = hashlib.sha256(message_id.encode()).hexdigest()
+        with storage_errors("release notification"), contextlib.suppress(ResourceNotFoundError):
+            await seen.delete_entity(subscription_id, key)

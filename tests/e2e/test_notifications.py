@@ -1,0 +1,317 @@
+"""Triggers end to end over real HTTP: caller → app → sandbox Graph subscription (handshake
+against the app's /api/notifications/graph) → sandbox notifications → queue → delivery
+function → a local receiver standing in for the flow's callback, signed with HMAC-SHA256.
+
+One private app per module (its own tables, queues and PUBLIC_BASE_URL on the spare port).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.app import MASTER_KEY, AppServer, app_settings, start_app
+from tests.support.azurite import AzuriteServer
+from tests.support.callers import Caller
+from tests.support.processes import wait_until
+from tests.support.receiver import Receiver, start_receiver
+from tests.support.sandbox import SandboxServer
+
+ALICE = "alice@contoso.test"
+NEVER = "0 0 0 1 1 *"
+
+
+@pytest.fixture(scope="module")
+def notify_app(
+    sandbox_server: SandboxServer,
+    azurite: AzuriteServer,
+    servers_dir: Path,
+    spare_app_port: int,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[AppServer, Path]]:
+    tmp = tmp_path_factory.mktemp("notify")
+    tag = "ntf" + hashlib.sha256(str(tmp).encode()).hexdigest()[:6]
+    settings = {
+        **app_settings(sandbox_server, azurite, servers_dir, spare_app_port),
+        "TABLE_PREFIX": tag,
+        "LIFECYCLE_QUEUE": f"{tag}-work",
+        "NOTIFICATIONS_QUEUE": f"{tag}-notify",
+        "LIFECYCLE_SCHEDULE": NEVER,
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{spare_app_port}",
+        "ALLOW_HTTP_LOOPBACK_WEBHOOKS": "true",
+        "WEBHOOK_RETRY_INITIAL_SECONDS": "0.5",
+        "WEBHOOK_RETRY_MAX_SECONDS": "20",
+        "SUBSCRIPTION_RENEW_WITHIN_HOURS": "168",  # every subscription is due
+        "AUDIT_LOG_PATH": str(tmp / "audit.jsonl"),
+        "LOCAL_KEY_FILE": str(tmp / "dev-keys.json"),
+    }
+    server = start_app(settings, tmp, spare_app_port)
+    try:
+        yield server, tmp / "audit.jsonl"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = start_receiver()
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def alice(notify_app: tuple[AppServer, Path], sandbox: SandboxServer) -> Caller:
+    return Caller(notify_app[0], sandbox, ALICE)
+
+
+def audit(path: Path, action: str) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [e for e in map(json.loads, path.read_text().splitlines()) if e["action"] == action]
+
+
+def subscribe(caller: Caller, receiver: Receiver, **extra: Any) -> httpx.Response:
+    response = caller.post("/subscriptions", {"notificationUrl": f"{receiver.url}/flow", **extra})
+    assert response.status_code == 201, response.text
+    return response
+
+
+def seed(
+    sandbox: SandboxServer, count: int = 1, folder: str = "inbox", **template: Any
+) -> list[str]:
+    with sandbox.client() as client:
+        body: dict[str, Any] = {"count": count, "folder": folder}
+        if template:
+            body["template"] = template
+        response = client.post(f"/_sandbox/users/{ALICE}/messages", json=body)
+        assert response.status_code == 201, response.text
+        return list(response.json()["ids"])
+
+
+def graph_subscriptions(sandbox: SandboxServer) -> list[dict[str, Any]]:
+    with sandbox.client() as client:
+        return list(client.get("/_sandbox/subscriptions").json()["value"])
+
+
+def events(receiver: Receiver) -> list[dict[str, Any]]:
+    return [r.json() for r in receiver.received]
+
+
+def settle() -> None:
+    time.sleep(1.5)  # long enough for a duplicate to show up if there were one
+
+
+def test_a_new_message_reaches_the_caller_once_signed_and_delete_removes_both_sides(
+    alice: Caller, sandbox: SandboxServer, receiver: Receiver
+) -> None:
+    created = subscribe(alice, receiver, includeMessage=True)
+    body = created.json()
+    assert body["signingSecret"] and body["folder"] == "inbox"
+    assert len(graph_subscriptions(sandbox)) == 1  # the handshake against the app passed
+    assert "signingSecret" not in alice.get("/subscriptions").json()["value"][0]
+
+    [message_id] = seed(sandbox, subject="Quarterly numbers")
+
+    [post] = receiver.wait_for(lambda got: len(got) >= 1)
+    expected = hmac.new(body["signingSecret"].encode(), post.body, hashlib.sha256).hexdigest()
+    assert post.headers["X-Signature"] == f"sha256={expected}"
+    event = post.json()
+    assert event["subscriptionId"] == body["id"]
+    assert event["connectionId"] == alice.connection_id
+    assert event["messageId"] == message_id
+    assert event["message"]["subject"] == "Quarterly numbers"
+    settle()
+    assert len(receiver.received) == 1
+
+    # Power Automate's convention: DELETE on the Location URL when the flow is turned off.
+    token = alice.client.headers["Authorization"]
+    gone = httpx.delete(created.headers["Location"], headers={"Authorization": token})
+    assert gone.status_code == 204
+    assert graph_subscriptions(sandbox) == []
+    assert alice.get("/subscriptions").json()["value"] == []
+
+
+def test_the_handshake_echoes_only_the_decoded_token(notify_app: tuple[AppServer, Path]) -> None:
+    with notify_app[0].client() as client:
+        answer = client.post(
+            "/api/notifications/graph", params={"validationToken": "Validation: a b&c<d>"}
+        )
+        too_long = client.post("/api/notifications/graph", params={"validationToken": "x" * 5000})
+
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/plain")
+    assert answer.text == "Validation: a b&c<d>"
+    assert too_long.status_code == 400
+
+
+def test_a_wrong_client_state_is_dropped_and_audited(
+    alice: Caller,
+    sandbox: SandboxServer,
+    receiver: Receiver,
+    notify_app: tuple[AppServer, Path],
+) -> None:
+    subscribe(alice, receiver)
+    [graph_sub] = graph_subscriptions(sandbox)
+    forged = {
+        "value": [
+            {
+                "subscriptionId": graph_sub["id"],
+                "clientState": "guessed",
+                "changeType": "created",
+                "resourceData": {"id": seed(sandbox, folder="archive")[0]},
+            }
+        ]
+    }
+
+    with notify_app[0].client() as client:
+        answer = client.post("/api/notifications/graph", json=forged)
+
+    assert answer.status_code == 202
+    settle()
+    assert receiver.received == []
+    assert audit(notify_app[1], "notification.rejected")[-1]["reason"] == "client_state_mismatch"
+
+
+def test_filters_are_honoured(alice: Caller, sandbox: SandboxServer, receiver: Receiver) -> None:
+    subscribe(alice, receiver, **{"from": "boss@example.test", "hasAttachments": True})
+    boss = {"emailAddress": {"address": "boss@example.test"}}
+    attachment = {
+        "@odata.type": "#microsoft.graph.fileAttachment",
+        "name": "a.txt",
+        "contentType": "text/plain",
+        "contentBytes": base64.b64encode(b"hi").decode(),
+    }
+    seed(sandbox, **{"from": boss})  # no attachment
+    seed(sandbox, attachments=[attachment])  # not from the boss
+    [wanted] = seed(sandbox, **{"from": boss, "attachments": [attachment]})
+
+    receiver.wait_for(lambda got: len(got) >= 1)
+    settle()
+    assert [e["messageId"] for e in events(receiver)] == [wanted]
+
+
+def test_twenty_messages_at_once_are_each_delivered_exactly_once(
+    alice: Caller, sandbox: SandboxServer, receiver: Receiver
+) -> None:
+    subscribe(alice, receiver)
+
+    ids = seed(sandbox, count=20)
+
+    receiver.wait_for(lambda got: len(got) >= 20, timeout=30)
+    settle()
+    assert sorted(e["messageId"] for e in events(receiver)) == sorted(ids)
+
+
+def test_a_receiver_down_for_a_while_gets_the_event_after_retries(
+    alice: Caller, sandbox: SandboxServer, receiver: Receiver
+) -> None:
+    subscribe(alice, receiver)
+    receiver.fail_with = 503
+
+    [message_id] = seed(sandbox)
+    wait_until(lambda: receiver.failures >= 2, 15, "a few refused attempts")
+    receiver.fail_with = None
+
+    receiver.wait_for(lambda got: len(got) >= 1, timeout=20)
+    assert [e["messageId"] for e in events(receiver)] == [message_id]
+
+
+def test_missed_resyncs_and_delivers_the_gap_exactly_once(
+    alice: Caller, sandbox: SandboxServer, receiver: Receiver
+) -> None:
+    subscribe(alice, receiver)
+    [before] = seed(sandbox)
+    receiver.wait_for(lambda got: len(got) >= 1)
+    [graph_sub] = graph_subscriptions(sandbox)
+    with sandbox.client() as control:
+        control.patch(f"/_sandbox/subscriptions/{graph_sub['id']}", json={"paused": True})
+        gap = seed(sandbox, count=3)
+        control.patch(f"/_sandbox/subscriptions/{graph_sub['id']}", json={"paused": False})
+        sent = control.post(
+            f"/_sandbox/subscriptions/{graph_sub['id']}/lifecycle", json={"event": "missed"}
+        )
+        assert sent.json()["delivered"] is True
+
+    receiver.wait_for(lambda got: len(got) >= 4, timeout=20)
+    settle()
+    assert sorted(e["messageId"] for e in events(receiver)) == sorted([before, *gap])
+
+
+def test_lifecycle_events_and_the_timer_keep_the_subscription_alive(
+    alice: Caller,
+    sandbox: SandboxServer,
+    receiver: Receiver,
+    notify_app: tuple[AppServer, Path],
+) -> None:
+    subscribe(alice, receiver)
+    [first] = graph_subscriptions(sandbox)
+    with sandbox.client() as control:
+        control.post(
+            f"/_sandbox/subscriptions/{first['id']}/lifecycle",
+            json={"event": "subscriptionRemoved"},
+        )
+    wait_until(
+        lambda: [s["id"] for s in graph_subscriptions(sandbox)] not in ([], [first["id"]]),
+        15,
+        "the subscription to be recreated",
+    )
+    [message_id] = seed(sandbox)
+    receiver.wait_for(lambda got: len(got) >= 1)
+    assert events(receiver)[0]["messageId"] == message_id
+
+    # reauthorizationRequired: renewed at once (Graph's PATCH clears the flag).
+    [second] = graph_subscriptions(sandbox)
+    renewed_before = len(audit(notify_app[1], "subscription.renewed"))
+    with sandbox.client() as control:
+        control.post(
+            f"/_sandbox/subscriptions/{second['id']}/lifecycle",
+            json={"event": "reauthorizationRequired"},
+        )
+    wait_until(
+        lambda: len(audit(notify_app[1], "subscription.renewed")) > renewed_before,
+        15,
+        "subscription.renewed after reauthorizationRequired",
+    )
+    assert graph_subscriptions(sandbox)[0]["needsReauthorization"] is False
+
+    # The lifecycle timer renews what expires within SUBSCRIPTION_RENEW_WITHIN_HOURS.
+    renewed_before = len(audit(notify_app[1], "subscription.renewed"))
+    with notify_app[0].client() as client:
+        started = client.post(
+            "/admin/functions/lifecycle_timer",
+            json={"input": ""},
+            headers={"x-functions-key": MASTER_KEY},
+        )
+    assert started.status_code == 202
+    wait_until(
+        lambda: len(audit(notify_app[1], "subscription.renewed")) > renewed_before,
+        20,
+        "subscription.renewed",
+    )
+    assert audit(notify_app[1], "subscription.renewed")[-1]["outcome"] == "success"
+
+
+def test_deleting_the_connection_deletes_its_subscriptions_on_both_sides(
+    alice: Caller, sandbox: SandboxServer, receiver: Receiver
+) -> None:
+    subscribe(alice, receiver)
+    assert len(graph_subscriptions(sandbox)) == 1
+
+    assert alice.delete("").status_code == 204
+
+    assert graph_subscriptions(sandbox) == []
+
+
+def test_webhook_urls_must_be_https_or_allowed_loopback(alice: Caller) -> None:
+    for url in ("http://example.com/hook", "https://10.0.0.1/hook", "https://169.254.169.254/x"):
+        response = alice.post("/subscriptions", {"notificationUrl": url})
+        assert response.status_code == 400, url

@@ -1,0 +1,114 @@
+"""The notification endpoint's work on the request path: clientState per item in constant
+time, one queue job per accepted item, everything else dropped and audited."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import pytest
+
+from shared.audit import MemoryAuditSink
+from shared.config import load_settings
+from shared.errors import ValidationFailed
+from shared.notifications.service import NotificationService
+from shared.store.subscriptions import Subscription
+from tests.support.app import sample_settings
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _subscription(graph_id: str = "g-1") -> Subscription:
+    return Subscription(
+        id="sub-1",
+        connection_id="conn-1",
+        graph_id=graph_id,
+        notification_url="https://example.com/hook",
+        folder="inbox",
+        filters={},
+        include_message=False,
+        expires=NOW,
+        created_at=NOW,
+        client_state="the-state",
+        signing_secret="the-secret",
+    )
+
+
+class FakeStore:
+    def __init__(self, *subs: Subscription) -> None:
+        self.subs = {s.graph_id: s for s in subs}
+
+    async def by_graph_id(self, graph_id: str) -> Subscription | None:
+        return self.subs.get(graph_id)
+
+
+class FakeQueue:
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    async def send(self, text: str) -> None:
+        self.sent.append(json.loads(base64.b64decode(text)))
+
+    async def aclose(self) -> None:
+        pass
+
+
+def _service(queue: FakeQueue, audit: MemoryAuditSink) -> NotificationService:
+    return NotificationService(
+        load_settings(sample_settings()),
+        connections=cast(Any, None),
+        connection_store=cast(Any, None),
+        tokens=cast(Any, None),
+        graph=cast(Any, None),
+        store=cast(Any, FakeStore(_subscription())),
+        queue=queue,
+        audit=audit,
+    )
+
+
+def _item(state: str | None, message_id: str = "m1", sid: str = "g-1") -> dict[str, Any]:
+    return {
+        "subscriptionId": sid,
+        "clientState": state,
+        "changeType": "created",
+        "resourceData": {"id": message_id},
+    }
+
+
+async def test_only_items_with_the_right_client_state_are_queued() -> None:
+    queue, audit = FakeQueue(), MemoryAuditSink()
+    body = {
+        "value": [
+            _item("the-state", "m1"),
+            _item("wrong", "m2"),
+            _item(None, "m3"),
+            _item("the-state", "m4", sid="unknown"),
+        ]
+    }
+
+    queued = await _service(queue, audit).receive(json.dumps(body).encode(), "cid")
+
+    assert queued == 1
+    assert queue.sent == [{"kind": "change", "sub": "sub-1", "msg": "m1", "cid": "cid"}]
+    reasons = [e.reason for e in audit.events if e.action == "notification.rejected"]
+    assert reasons == ["client_state_mismatch", "client_state_mismatch", "unknown_subscription"]
+    # Nothing secret in the audit trail.
+    assert "the-state" not in repr(audit.events) and "wrong" not in repr(audit.events)
+
+
+async def test_lifecycle_events_are_queued() -> None:
+    queue, audit = FakeQueue(), MemoryAuditSink()
+    item = {"subscriptionId": "g-1", "clientState": "the-state", "lifecycleEvent": "missed"}
+
+    body = json.dumps({"value": [item]}).encode()
+
+    assert await _service(queue, audit).receive_lifecycle(body, "c") == 1
+    assert queue.sent[0]["event"] == "missed"
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[]", b'{"value": 3}', b"x" * (1024 * 1024 + 1)])
+async def test_malformed_or_oversized_notifications_are_refused(body: bytes) -> None:
+    with pytest.raises(ValidationFailed):
+        await _service(FakeQueue(), MemoryAuditSink()).receive(body, "cid")
