@@ -57,7 +57,7 @@ class FakeQueue:
 
 def _service(queue: FakeQueue, audit: MemoryAuditSink) -> NotificationService:
     return NotificationService(
-        load_settings(sample_settings()),
+        load_settings({**sample_settings(), "CA_BUNDLE": ""}),
         connections=cast(Any, None),
         connection_store=cast(Any, None),
         tokens=cast(Any, None),
