@@ -49,6 +49,13 @@ class MsalClient:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._session = requests.Session()
+        # urllib3 keeps 10 connections per host by default; with more refreshes in flight
+        # it would throw the extra connections away after each use, and every new one costs
+        # a TLS handshake on both ends. Keep as many as the lifecycle runs at once.
+        pool = max(10, settings.REFRESH_CONCURRENCY)
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool)
+        self._session.mount("https://", adapter)
+        self._session.mount("http://", adapter)
         if settings.CA_BUNDLE is not None:
             # requests lets REQUESTS_CA_BUNDLE in the environment override Session.verify;
             # trust_env=False makes the configured bundle the one actually used.
