@@ -26,4 +26,6 @@ class Connection:
     last_refreshed_at: datetime | None = None
     # MSAL's account key in the connection's own token cache ("uid.utid").
     home_account_id: str = ""
+    # The time of the due-index hint the connection is armed with (shared/store/due.py).
+    due_at: datetime | None = None
     etag: str | None = field(default=None, compare=False)

@@ -6,6 +6,10 @@ Per worker, a decrypted access token is kept in memory until shortly before it e
 write race (412) loses nothing: Entra leaves the old refresh token valid after use, and the
 stored copy is the one the next read takes. `invalid_grant` means the person must connect
 again: the connection is marked `reauth_required` and callers get 409 with a login URL.
+
+Use is recorded on the row (`LastUsedAt`) at most once per `TOUCH_EVERY` per connection and
+worker, which makes the connection warm: the lifecycle timer then refreshes its access token
+before it expires, so callers rarely wait for a refresh themselves.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import NoReturn
 from urllib.parse import urlencode, urljoin
 
 import msal
@@ -26,20 +31,30 @@ from msal.exceptions import MsalServiceError
 from shared.audit import AuditEvent, AuditSink, Outcome
 from shared.config import Settings
 from shared.connections.models import Connection, ConnectionStatus
-from shared.errors import ConnectionNotFound, GraphUnavailable, ReauthRequired
+from shared.errors import ConnectionNotFound, GraphUnavailable, ReauthRequired, StorageUnavailable
 from shared.identity.msal_client import MsalClient
+from shared.lifecycle.planning import ACCESS_EARLY, WARM_WINDOW, Due, DueKind
 from shared.store.connections import ConnectionStore, SealedCache
 
 logger = logging.getLogger(__name__)
 
 # Refresh this long before expiry, so a token handed out is still valid when Graph sees it.
 _EARLY_SECONDS = 120
+# How often a worker records that a connection is in use: well inside WARM_WINDOW, so a
+# connection used steadily never looks cold, and rarely enough to cost nothing per request.
+TOUCH_EVERY = WARM_WINDOW / 4
 
 
 @dataclass(frozen=True)
 class _Cached:
     token: str
     fresh_until: float  # monotonic
+    expires_at: datetime  # the access token's own expiry (wall clock)
+
+
+@dataclass(frozen=True)
+class _Acquired(_Cached):
+    stored: bool = False  # a refreshed cache was written back (not lost to another writer)
 
 
 @dataclass(frozen=True)
@@ -59,6 +74,7 @@ class TokenService:
         audit: AuditSink,
         ttl_seconds: float = 300,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._settings = settings
         self._msal = msal_client
@@ -66,8 +82,10 @@ class TokenService:
         self._audit = audit
         self._ttl = ttl_seconds
         self._clock = clock
+        self._now = wall_clock
         self._cached: dict[str, _Cached] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._touched: dict[str, float] = {}  # connection id -> monotonic time of last touch
 
     def login_url(self, connection: Connection) -> str:
         login = urljoin(str(self._settings.REDIRECT_URI), "login")
@@ -83,17 +101,33 @@ class TokenService:
         if connection.status is ConnectionStatus.REAUTH_REQUIRED:
             raise ReauthRequired(self.login_url(connection))
         cached = self._cached.get(connection.id)
-        if cached and not force_refresh and cached.fresh_until > self._clock():
-            return cached.token
-        lock = self._locks.setdefault(connection.id, asyncio.Lock())
-        async with lock:  # one refresh per connection per worker at a time
-            cached = self._cached.get(connection.id)
-            if cached and not force_refresh and cached.fresh_until > self._clock():
-                return cached.token
-            return await self._acquire(connection, correlation_id, force_refresh)
+        if not (cached and not force_refresh and cached.fresh_until > self._clock()):
+            lock = self._locks.setdefault(connection.id, asyncio.Lock())
+            async with lock:  # one refresh per connection per worker at a time
+                cached = self._cached.get(connection.id)
+                if not (cached and not force_refresh and cached.fresh_until > self._clock()):
+                    sealed = await self._store.open_cache(connection.id)
+                    cached = await self._acquire(sealed, connection, correlation_id, force_refresh)
+        await self._touch(connection, cached)
+        return cached.token
 
-    async def _acquire(self, connection: Connection, correlation_id: str, force: bool) -> str:
-        sealed = await self._store.open_cache(connection.id)
+    async def refresh(self, sealed: SealedCache, correlation_id: str, armed: Due | None) -> bool:
+        """Redeem the grant of an already opened row now (the lifecycle's keep-alive).
+        True when the refreshed cache was stored; False when someone else wrote the row
+        first (theirs is kept). Raises like `access_token`."""
+        lock = self._locks.setdefault(sealed.connection.id, asyncio.Lock())
+        async with lock:
+            cached = await self._acquire(sealed, sealed.connection, correlation_id, True, armed)
+        return cached.stored
+
+    async def _acquire(
+        self,
+        sealed: SealedCache | None,
+        connection: Connection,
+        correlation_id: str,
+        force: bool,
+        armed: Due | None = None,
+    ) -> _Acquired:
         if sealed is None:
             self.forget(connection.id)
             raise ConnectionNotFound("The connection no longer exists.")
@@ -101,10 +135,13 @@ class TokenService:
             raise ReauthRequired(self.login_url(connection))
         silent = await asyncio.to_thread(self._silent, sealed, force)
         if silent.error is not None or silent.token is None:
-            return await self._fail(sealed, silent.error or "no_token", correlation_id)
+            await self._fail(sealed, silent.error or "no_token", correlation_id)
+        assert silent.token is not None
+        stored = False
         if silent.cache is not None:
             try:
-                await self._store.replace_cache(sealed, silent.cache, datetime.now(UTC))
+                await self._store.replace_cache(sealed, silent.cache, self._now(), armed)
+                stored = True
             except ResourceModifiedError:
                 logger.info("token cache of %s was updated elsewhere; kept theirs", connection.id)
             self._audit.emit(
@@ -117,8 +154,26 @@ class TokenService:
                 )
             )
         lifetime = max(0, min(silent.expires_in - _EARLY_SECONDS, self._ttl))
-        self._cached[connection.id] = _Cached(silent.token, self._clock() + lifetime)
-        return silent.token
+        expires_at = self._now() + timedelta(seconds=silent.expires_in)
+        acquired = _Acquired(silent.token, self._clock() + lifetime, expires_at, stored)
+        self._cached[connection.id] = acquired
+        return acquired
+
+    async def _touch(self, connection: Connection, cached: _Cached) -> None:
+        """Record use, at most once per TOUCH_EVERY per connection and worker. Never fails
+        the caller's request: a use not recorded only leaves the connection cold."""
+        now, mono = self._now(), self._clock()
+        recent = connection.last_used_at is not None and now - connection.last_used_at < TOUCH_EVERY
+        touched = self._touched.get(connection.id)
+        if recent or (touched is not None and mono - touched < TOUCH_EVERY.total_seconds()):
+            return
+        self._touched[connection.id] = mono
+        access = Due(cached.expires_at - ACCESS_EARLY, DueKind.ACCESS)
+        try:
+            await self._store.touch(connection, now, access)
+        except StorageUnavailable:
+            logger.info("could not record use of %s; it stays cold for now", connection.id)
+            del self._touched[connection.id]
 
     def _silent(self, sealed: SealedCache, force: bool) -> _Silent:
         cache = msal.SerializableTokenCache()
@@ -146,7 +201,7 @@ class TokenService:
         changed = cache.serialize().encode() if cache.has_state_changed else None
         return _Silent(str(result["access_token"]), int(result.get("expires_in", 0)), None, changed)
 
-    async def _fail(self, sealed: SealedCache, error: str, correlation_id: str) -> str:
+    async def _fail(self, sealed: SealedCache, error: str, correlation_id: str) -> NoReturn:
         connection = sealed.connection
         self.forget(connection.id)
         # Branch on the OAuth error code, never on AADSTS text (security.md).

@@ -1,7 +1,8 @@
-"""The queue message the timer fans out: one batch of due index entries of one run.
+"""The queue message the timer fans out: one batch of the connections of one run.
 
 Wire format (the Functions host's default `messageEncoding`, base64, around compact JSON):
-`{"v": 1, "run": "<32 hex>", "n": <batch index>, "items": [["<connection id>", "<bucket>"]]}`.
+`{"v": 2, "run": "<32 hex>", "n": <batch index>,
+  "items": [["<connection id>", <hint due time, ms since the epoch>, <attempts>]]}`.
 Only keys travel, never tokens or mailbox names; the worker re-reads everything else, so a
 message delivered twice, late, or after someone else did the work changes nothing.
 """
@@ -13,13 +14,15 @@ import binascii
 import json
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from shared.store.connections import is_connection_id
 
-VERSION = 1
-MAX_ITEMS = 1000  # well below the 64 KiB queue message limit (~90 bytes per item)
+VERSION = 2
+MAX_ITEMS = 1000  # well below the 64 KiB queue message limit (at most ~90 bytes per item)
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
-_BUCKET = re.compile(r"^\d{12}$")
+_MAX_ATTEMPTS = 1000
+_MAX_MILLIS = 253402300799999  # 9999-12-31T23:59:59.999Z, the last time a datetime holds
 
 
 class MalformedBatch(ValueError):
@@ -29,7 +32,12 @@ class MalformedBatch(ValueError):
 @dataclass(frozen=True)
 class WorkItem:
     connection_id: str
-    bucket: str
+    at: datetime  # the due time of the hint that named it
+    attempts: int = 0  # consecutive transient failures so far
+
+
+def _millis(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
 
 
 @dataclass(frozen=True)
@@ -43,7 +51,7 @@ class WorkBatch:
             "v": VERSION,
             "run": self.run_id,
             "n": self.index,
-            "items": [[i.connection_id, i.bucket] for i in self.items],
+            "items": [[i.connection_id, _millis(i.at), i.attempts] for i in self.items],
         }
         raw = json.dumps(document, separators=(",", ":")).encode()
         return base64.b64encode(raw).decode("ascii")
@@ -68,13 +76,15 @@ class WorkBatch:
         for item in items:
             if (
                 not isinstance(item, list)
-                or len(item) != 2
-                or not all(isinstance(part, str) for part in item)
+                or len(item) != 3
+                or not isinstance(item[0], str)
                 or not is_connection_id(item[0])
-                or not _BUCKET.match(item[1])
+                or not _is_count(item[1], _MAX_MILLIS)
+                or not _is_count(item[2], _MAX_ATTEMPTS)
             ):
                 raise MalformedBatch("bad_item")
-            parsed.append(WorkItem(item[0], item[1]))
+            at = datetime.fromtimestamp(item[1] / 1000, UTC)
+            parsed.append(WorkItem(item[0], at, item[2]))
         return cls(run_id, index, tuple(parsed))
 
     @classmethod
@@ -86,3 +96,7 @@ class WorkBatch:
             if isinstance(exc, MalformedBatch):
                 raise
             raise MalformedBatch("not_base64") from None
+
+
+def _is_count(value: object, limit: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= limit

@@ -20,6 +20,9 @@ _BUCKET_FORMAT = "%Y%m%d%H%M"
 ACCESS_EARLY = timedelta(minutes=10)
 # A connection used within this window is "warm": its access token is kept fresh too.
 WARM_WINDOW = timedelta(hours=1)
+# Work that comes due before the next timer run (every 5 minutes by default) is done now
+# rather than one run late; refreshing a grant minutes early is harmless.
+EARLY = timedelta(minutes=5)
 # Transient failures: retry after BACKOFF_BASE * 2**(attempts-1), at most BACKOFF_MAX.
 BACKOFF_BASE = timedelta(minutes=5)
 BACKOFF_MAX = timedelta(hours=6)
@@ -79,6 +82,11 @@ def next_due(
     if warm and access_expires is not None and access_expires - ACCESS_EARLY < due.at:
         due = Due(access_expires - ACCESS_EARLY, DueKind.ACCESS)
     return due
+
+
+def is_due(due: Due, now: datetime) -> bool:
+    """Whether a run at `now` should do the work planned for `due`."""
+    return due.at <= now + EARLY
 
 
 def retry_after(attempts: int, now: datetime) -> Due:

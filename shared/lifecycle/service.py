@@ -1,9 +1,13 @@
-"""The lifecycle use cases: the timer's run (find due connections, claim, fan out) and the
-queue worker's batch (refresh each connection once, with bounded concurrency).
+"""The lifecycle use cases: the timer's run (find due hints, claim, fan out) and the queue
+worker's batch (refresh each connection once, with bounded concurrency).
 
-Safe to overlap with itself and with HTTP requests: entries are claimed under ETag
-conditions, the worker re-reads the connection and skips work someone else already did,
-and the token service writes a refreshed cache back only under the row's ETag.
+Safe to overlap with itself and with HTTP requests: hints are claimed under ETag conditions,
+the worker re-reads the connection row and skips work someone else already did, and the
+token service writes a refreshed cache back only under the row's ETag.
+
+Per connection a refresh costs one read and one conditional write of its row; the index
+work is per run (a few hint rows claimed and removed) and per batch (one hint arming every
+connection of the batch for its next keep-alive, written before any of them is refreshed).
 """
 
 from __future__ import annotations
@@ -34,10 +38,9 @@ from shared.errors import (
     StorageUnavailable,
 )
 from shared.lifecycle.messages import MalformedBatch, WorkBatch, WorkItem
-from shared.lifecycle.planning import retry_after
+from shared.lifecycle.planning import Due, DueKind, is_due, retry_after
 from shared.lifecycle.queue import QueueUnavailable, WorkQueue
-from shared.store.connections import grant_basis
-from shared.store.due import DueEntry
+from shared.store.due import Hint
 from shared.store.runs import RotationMarker, RunTotals
 
 if TYPE_CHECKING:
@@ -53,13 +56,15 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# A claimed entry is left to its run this long; after that a later run may claim it again
-# (the batch was lost, or poisoned).
+# A claimed hint is left to its run this long; after that a later run may claim it again
+# (the timer stopped between enqueueing its work and removing the hint).
 CLAIM_TTL = timedelta(minutes=10)
+# A hint names a connection "at" a time; the row's pointer is compared with it to this
+# precision (both are the same stored value, this only absorbs timestamp rounding).
+_SAME_HINT = timedelta(seconds=1)
 # After a key version changes, rotation runs again once this long after the first pass, to
 # catch rows sealed meanwhile by workers whose key ring was not refreshed yet (ring TTL 10 min).
 ROTATION_CONFIRM_AFTER = timedelta(minutes=15)
-_CLAIM_CONCURRENCY = 32
 # Event loops (by id) whose default executor this module widened, and to how many threads.
 _WIDENED: dict[int, int] = {}
 
@@ -138,48 +143,62 @@ class LifecycleService:
             for purge in self._purges:
                 counts["records_purged"] += await purge(started)
             counts["rows_rekeyed"] = await self._rotate_if_needed(ring, started)
-            claimed = await self._claim_due(run_id, started, counts)
-            batches = self._batches(run_id, claimed)
+            hints = await self._claim_due(run_id, started, counts)
+            batches = self._batches(run_id, hints)
+            counts["due"] += sum(len(b.items) for b in batches)
             sent = 0
             try:
                 for batch in batches:
                     await self._queue.send(batch.encode())
                     sent += 1
             except QueueUnavailable:
-                # The unsent entries stay claimed until CLAIM_TTL, then a later run takes them.
+                # The unsent hints stay claimed until CLAIM_TTL, then a later run takes them.
                 counts["failed"] += sum(len(b.items) for b in batches[sent:])
+                await self._remove_sent(hints, batches[:sent])
                 return await self._open_run(run_id, started, counts, sent, "queue_unavailable")
+            await self._remove_sent(hints, batches)
             return await self._open_run(run_id, started, counts, sent, None)
         except StorageUnavailable:
             return self._stopped(run_id, started, counts, "storage_unavailable")
         except KeyProviderUnavailable:
             return self._stopped(run_id, started, counts, "key_provider_unavailable")
 
-    async def _claim_due(self, run_id: str, now: datetime, counts: Counter[str]) -> list[WorkItem]:
-        entries: list[DueEntry] = []
-        async for entry in self._due.due(now):
-            entries.append(entry)
-            if len(entries) >= self._config.run_budget:
+    async def _claim_due(self, run_id: str, now: datetime, counts: Counter[str]) -> list[Hint]:
+        claimed: list[Hint] = []
+        named = 0
+        async for hint in self._due.due(now):
+            if named >= self._config.run_budget:
                 break  # the rest stays due for the next run
-        counts["due"] = len(entries)
-        gate = asyncio.Semaphore(_CLAIM_CONCURRENCY)
-
-        async def claim(entry: DueEntry) -> WorkItem | None:
-            async with gate:
-                won = await self._due.claim(entry, run_id, now + CLAIM_TTL)
-            return WorkItem(entry.connection_id, entry.bucket) if won else None
-
-        results = await asyncio.gather(*(claim(e) for e in entries))
-        claimed = [item for item in results if item is not None]
-        counts["skipped"] += len(entries) - len(claimed)  # another run claimed them first
+            won = await self._due.claim(hint, run_id, now + CLAIM_TTL)
+            if won is None:  # another run claimed it first
+                counts["due"] += len(hint.connection_ids)
+                counts["skipped"] += len(hint.connection_ids)
+                continue
+            claimed.append(won)
+            named += len(won.connection_ids)
         return claimed
 
-    def _batches(self, run_id: str, items: list[WorkItem]) -> list[WorkBatch]:
+    def _batches(self, run_id: str, hints: list[Hint]) -> list[WorkBatch]:
+        # A connection named by several hints is worked once, for its latest hint (the
+        # worker would drop the earlier ones anyway: the row points at a later hint).
+        latest: dict[str, WorkItem] = {}
+        for hint in sorted(hints, key=lambda h: h.at):
+            for connection_id in hint.connection_ids:
+                latest[connection_id] = WorkItem(connection_id, hint.at, hint.attempts)
+        items = list(latest.values())
         size = self._config.batch_size
         return [
             WorkBatch(run_id, n, tuple(items[start : start + size]))
             for n, start in enumerate(range(0, len(items), size))
         ]
+
+    async def _remove_sent(self, hints: list[Hint], sent: list[WorkBatch]) -> None:
+        """Remove the hints whose every connection is now on the queue (the queue holds the
+        work from here: a batch that keeps failing is re-hinted by `poisoned`)."""
+        queued = {item.connection_id for batch in sent for item in batch.items}
+        for hint in hints:
+            if queued.issuperset(hint.connection_ids):
+                await self._due.remove(hint)
 
     async def _open_run(
         self, run_id: str, started: datetime, counts: Counter[str], sent: int, reason: str | None
@@ -231,13 +250,25 @@ class LifecycleService:
         moves it to the poison queue) when storage or key material is unavailable."""
         batch = WorkBatch.decode(body)
         self._ensure_threads()
+        now = self._clock()
+        # One hint arms every connection of the batch for its next keep-alive, written before
+        # any refresh (a row only ever points at a hint that exists). Those not refreshed
+        # are left with a harmless extra hint.
+        armed = Due(now + self._due.idle, DueKind.KEEPALIVE)
+        await self._due.add([item.connection_id for item in batch.items], armed)
         gate = asyncio.Semaphore(self._config.concurrency)
+        retry: dict[int, list[str]] = {}
 
         async def one(item: WorkItem) -> ItemOutcome:
             async with gate:
-                return await self._refresh(batch.run_id, item)
+                outcome = await self._refresh(batch.run_id, item, armed)
+            if outcome is ItemOutcome.FAILED:
+                retry.setdefault(item.attempts + 1, []).append(item.connection_id)
+            return outcome
 
         outcomes = await asyncio.gather(*(one(item) for item in batch.items))
+        for attempts, connection_ids in retry.items():
+            await self._due.add(connection_ids, retry_after(attempts, self._clock()), attempts)
         counts = {o.value: 0 for o in ItemOutcome}
         for outcome in outcomes:
             counts[outcome.value] += 1
@@ -258,47 +289,46 @@ class LifecycleService:
         )
         _WIDENED[id(loop)] = workers
 
-    async def _refresh(self, run_id: str, item: WorkItem) -> ItemOutcome:
-        entry = await self._due.get(item.bucket, item.connection_id)
-        if entry is None or entry.run_id != run_id:
-            return ItemOutcome.SKIPPED  # done already, or re-claimed by a later run
-        connection = await self._connections.get(item.connection_id)
-        if connection is None or connection.status is not ConnectionStatus.ACTIVE:
+    async def _refresh(self, run_id: str, item: WorkItem, armed: Due) -> ItemOutcome:
+        sealed = await self._connections.open_cache(item.connection_id)
+        if sealed is None or sealed.connection.status is not ConnectionStatus.ACTIVE:
             # Deleted, or waiting for the person to reconnect: no attempts until they do
-            # (a reconnect writes a new entry).
-            await self._due.done(entry)
+            # (a reconnect arms the connection again).
             return ItemOutcome.SKIPPED
-        if grant_basis(connection) > entry.basis:
-            await self._due.done(entry)  # refreshed since this entry was written
+        pointer = sealed.connection.due_at
+        if pointer is not None and pointer > item.at + _SAME_HINT:
+            return ItemOutcome.SKIPPED  # a later hint covers it: refreshed or moved since
+        now = self._clock()
+        due = self._connections.plan(sealed.connection, sealed.cache, now)
+        if due is None:
+            return ItemOutcome.SKIPPED
+        if not is_due(due, now):
+            # The hint fired early (a refresh on the request path moved the deadline on
+            # without writing the index): arm it for the real time.
+            await self._connections.reschedule(sealed, due)
             return ItemOutcome.SKIPPED
         try:
-            await self._tokens.access_token(connection, run_id, force_refresh=True)
+            stored = await self._tokens.refresh(sealed, run_id, armed)
         except ConnectionNotFound:
-            await self._due.done(entry)
             return ItemOutcome.SKIPPED
         except ReauthRequired:
-            # The token service marked the connection and audited it.
-            await self._due.done(entry)
-            return ItemOutcome.REAUTH_REQUIRED
+            return ItemOutcome.REAUTH_REQUIRED  # the token service marked and audited it
         except (GraphUnavailable, MsalServiceError, requests.RequestException) as exc:
             # 5xx / timeouts / throttling at the identity provider: MSAL raises on a 5xx,
-            # requests on a timeout, the token service for an OAuth error other than a lost grant.
+            # requests on a timeout, the token service for an OAuth error other than a lost
+            # grant. `work` writes the retry hint (with backoff) for the batch's failures.
             logger.info(
                 "refresh of %s failed (%s); backing off", item.connection_id, type(exc).__name__
             )
-            attempts = entry.attempts + 1
-            await self._due.schedule(
-                item.connection_id, retry_after(attempts, self._clock()), entry.basis, attempts
-            )
-            await self._due.done(entry)  # kept if the retry landed on the same key
             return ItemOutcome.FAILED
-        await self._due.done(entry)
-        return ItemOutcome.REFRESHED
+        # Not stored: another writer (a request, another worker) wrote the row first and
+        # armed it; that refresh stands for this one.
+        return ItemOutcome.REFRESHED if stored else ItemOutcome.SKIPPED
 
     async def poisoned(self, body: bytes) -> None:
-        """A batch failed five times: record it, and settle it as failed so that its run
-        still completes. Its entries stay in the index and are claimed again after
-        CLAIM_TTL."""
+        """A batch failed five times: record it, hint its connections again (with backoff,
+        so they are retried by a later run), and settle it as failed so that its run still
+        completes."""
         try:
             batch: WorkBatch | None = WorkBatch.decode(body)
         except MalformedBatch as exc:
@@ -316,6 +346,12 @@ class LifecycleService:
             )
         )
         if batch is not None:
+            attempts = max((item.attempts for item in batch.items), default=0) + 1
+            await self._due.add(
+                [item.connection_id for item in batch.items],
+                retry_after(attempts, self._clock()),
+                attempts,
+            )
             await self._settle(batch, {"failed": items}, "batch_poisoned")
 
     async def _settle(self, batch: WorkBatch, counts: dict[str, int], reason: str | None) -> None:

@@ -1,26 +1,31 @@
 """Connections in Table Storage: metadata columns plus the connection's sealed MSAL cache.
 
-Two tables: `connections` (one partition per connection, point reads by id) and `owners`
-(PartitionKey = owner tenant:oid, RowKey = mailbox → connection id), which answers "my
-connections" without a scan and makes a reconnect of the same owner + mailbox find the
-existing connection instead of creating a duplicate.
+Two tables: `connections` (one partition per connection, point reads by id; the RowKey is
+the id too, see `_ROW_KEY`) and `owners` (PartitionKey = owner tenant:oid, RowKey = mailbox
+→ connection id), which answers "my connections" without a scan and makes a reconnect of the
+same owner + mailbox find the existing connection instead of creating a duplicate.
 
-With a due index (shared/store/due.py), every write of a token cache also (re)schedules the
-connection for the lifecycle timer: the new entry is written first (an extra entry is
-harmless: the worker skips stale ones), the connection row records it in `DueBucket`, and
-once the row write has won its ETag condition the entry it replaces is removed.
+With a due index (shared/store/due.py), every write of a token cache keeps the connection
+armed for the lifecycle timer: the row's `DueAt` names a hint that was written before the
+row, at or before the time the connection really comes due. A write that would only move
+the due time later keeps the hint it has (it fires early, and the worker then schedules the
+real time), so refreshes on the request path cost no index write.
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import (
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
 from azure.data.tables import UpdateMode
 
 from shared.connections.models import Connection, ConnectionStatus
@@ -36,7 +41,6 @@ if TYPE_CHECKING:
 CONNECTIONS = "connections"
 OWNERS = "owners"
 PREFIX = "Grant"
-ROW = "connection"
 # secrets.token_urlsafe output: anything else cannot be one of ours (and never reaches storage).
 _CONNECTION_ID = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
 
@@ -52,7 +56,15 @@ class SealedCache:
     connection: Connection
     cache: bytes
     etag: str
-    due_bucket: str | None = None  # the row's current due index entry, if any
+
+
+def _row_key(connection_id: str) -> str:
+    """The row key of a connection's row: its id, like the partition key.
+
+    Not a constant: a unique RowKey is what keeps point reads and updates cheap on the
+    emulator as the table grows (Azurite looks entities up through its RowKey index first,
+    so a RowKey shared by every row made each lookup a scan of the whole table)."""
+    return connection_id
 
 
 def _owner_key(tenant_id: str, oid: str) -> str:
@@ -71,6 +83,7 @@ def _to_connection(entity: dict[str, Any]) -> Connection:
         last_used_at=entity.get("LastUsedAt"),
         last_refreshed_at=entity.get("LastRefreshedAt"),
         home_account_id=str(entity.get("HomeAccountId", "")),
+        due_at=entity.get("DueAt"),
         etag=entity.metadata.get("etag") if hasattr(entity, "metadata") else None,
     )
 
@@ -78,7 +91,7 @@ def _to_connection(entity: dict[str, Any]) -> Connection:
 def _columns(connection: Connection) -> dict[str, Any]:
     columns: dict[str, Any] = {
         "PartitionKey": connection.id,
-        "RowKey": ROW,
+        "RowKey": _row_key(connection.id),
         "OwnerOid": connection.owner_oid,
         "OwnerTid": connection.owner_tid,
         "Mailbox": connection.mailbox,
@@ -91,6 +104,8 @@ def _columns(connection: Connection) -> dict[str, Any]:
         columns["LastUsedAt"] = connection.last_used_at
     if connection.last_refreshed_at is not None:
         columns["LastRefreshedAt"] = connection.last_refreshed_at
+    if connection.due_at is not None:
+        columns["DueAt"] = connection.due_at
     return columns
 
 
@@ -105,6 +120,7 @@ _METADATA = [
     "LastUsedAt",
     "LastRefreshedAt",
     "HomeAccountId",
+    "DueAt",
 ]
 
 
@@ -119,7 +135,12 @@ class ConnectionStore:
         self._keys = keys
         self._due = due
 
-    def _plan(self, connection: Connection, cache: bytes, now: datetime) -> Due | None:
+    @property
+    def idle(self) -> timedelta | None:
+        return self._due.idle if self._due is not None else None
+
+    def plan(self, connection: Connection, cache: bytes, now: datetime) -> Due | None:
+        """When the connection next needs the timer (None: never, it is not active)."""
         if self._due is None or connection.status is not ConnectionStatus.ACTIVE:
             return None
         return next_due(
@@ -130,15 +151,24 @@ class ConnectionStore:
             access_expires=access_token_expiry(cache),
         )
 
-    async def _schedule(self, connection: Connection, due: Due | None) -> dict[str, Any]:
-        """Write the index entry for `due`; the column that points the row at it."""
+    async def _arm(
+        self, connection: Connection, due: Due | None, now: datetime, armed: Due | None = None
+    ) -> None:
+        """Point `connection.due_at` at a hint that reaches it by `due`: `armed` (a hint the
+        caller already wrote), else the one it has when that is still ahead and not too late,
+        else a new one."""
         if self._due is None or due is None:
-            return {}
-        await self._due.schedule(connection.id, due, grant_basis(connection))
-        return {"DueBucket": due.bucket}
+            return
+        if armed is not None and armed.at <= due.at:
+            connection.due_at = armed.at
+        elif connection.due_at is not None and now < connection.due_at <= due.at:
+            pass  # the current hint fires early; the worker then schedules the real time
+        else:
+            await self._due.add([connection.id], due)
+            connection.due_at = due.at
 
     def _address(self, connection_id: str) -> RowAddress:
-        return RowAddress(self._tables.name(CONNECTIONS), connection_id, ROW)
+        return RowAddress(self._tables.name(CONNECTIONS), connection_id, _row_key(connection_id))
 
     async def claim_id(self, tenant_id: str, oid: str, mailbox: str, new_id: str) -> str:
         """The connection id for this owner + mailbox: the existing one, else `new_id`.
@@ -163,13 +193,12 @@ class ConnectionStore:
         table = await self._tables.table(CONNECTIONS)
         envelope = await self._keys.envelope()
         sealed = envelope.seal(cache, self._address(connection.id), PREFIX)
-        pointer = await self._schedule(
-            connection, self._plan(connection, cache, grant_basis(connection))
-        )
+        # A new grant: whatever hint the row had before is for the old one.
+        connection.due_at = None
+        basis = grant_basis(connection)
+        await self._arm(connection, self.plan(connection, cache, basis), basis)
         with storage_errors("save connection"):
-            await table.upsert_entity(
-                {**_columns(connection), **pointer, **sealed}, mode=UpdateMode.REPLACE
-            )
+            await table.upsert_entity({**_columns(connection), **sealed}, mode=UpdateMode.REPLACE)
 
     async def get(self, connection_id: str) -> Connection | None:
         if not is_connection_id(connection_id):
@@ -177,7 +206,9 @@ class ConnectionStore:
         table = await self._tables.table(CONNECTIONS)
         with storage_errors("read connection"):
             try:
-                entity = await table.get_entity(connection_id, ROW, select=_METADATA)
+                entity = await table.get_entity(
+                    connection_id, _row_key(connection_id), select=_METADATA
+                )
             except ResourceNotFoundError:
                 return None
         return _to_connection(entity)
@@ -189,30 +220,25 @@ class ConnectionStore:
         table = await self._tables.table(CONNECTIONS)
         with storage_errors("read connection"):
             try:
-                entity = await table.get_entity(connection_id, ROW)
+                entity = await table.get_entity(connection_id, _row_key(connection_id))
             except ResourceNotFoundError:
                 return None
         cache = await self._keys.open(entity, self._address(connection_id), PREFIX)
-        bucket = entity.get("DueBucket")
-        return SealedCache(
-            _to_connection(entity),
-            cache,
-            str(entity.metadata["etag"]),
-            str(bucket) if bucket else None,
-        )
+        return SealedCache(_to_connection(entity), cache, str(entity.metadata["etag"]))
 
-    async def replace_cache(self, sealed: SealedCache, cache: bytes, refreshed: datetime) -> None:
+    async def replace_cache(
+        self, sealed: SealedCache, cache: bytes, refreshed: datetime, armed: Due | None = None
+    ) -> None:
         """Write a changed cache back only if nobody else wrote the row since it was read
-        (raises ResourceModifiedError otherwise: the caller re-reads the stored copy)."""
+        (raises ResourceModifiedError otherwise: the caller re-reads the stored copy).
+        `armed`: a hint the caller already wrote for this connection (the lifecycle worker
+        writes one for its whole batch), used when it is not later than the new due time."""
         table = await self._tables.table(CONNECTIONS)
-        connection = sealed.connection
-        connection.last_refreshed_at = refreshed
+        connection = replace(sealed.connection, last_refreshed_at=refreshed)
         envelope = await self._keys.envelope()
-        due = self._plan(connection, cache, refreshed)
-        pointer = await self._schedule(connection, due)
+        await self._arm(connection, self.plan(connection, cache, refreshed), refreshed, armed)
         entity = {
             **_columns(connection),
-            **pointer,
             **envelope.seal(cache, self._address(connection.id), PREFIX),
         }
         with storage_errors("update connection"):
@@ -222,15 +248,53 @@ class ConnectionStore:
                 etag=sealed.etag,
                 match_condition=MatchConditions.IfNotModified,
             )
-        if self._due is not None and sealed.due_bucket and due and sealed.due_bucket != due.bucket:
-            await self._due.unschedule(sealed.due_bucket, connection.id)
+
+    async def reschedule(self, sealed: SealedCache, due: Due) -> None:
+        """Arm the connection with a hint at `due` (its hint fired before it was due). Lost
+        to a concurrent write of the row, nothing is done: that write armed it itself."""
+        if self._due is None:
+            return
+        await self._due.add([sealed.connection.id], due)
+        table = await self._tables.table(CONNECTIONS)
+        connection_id = sealed.connection.id
+        with storage_errors("reschedule connection"), contextlib.suppress(ResourceModifiedError):
+            await table.update_entity(
+                {"PartitionKey": connection_id, "RowKey": _row_key(connection_id), "DueAt": due.at},
+                mode=UpdateMode.MERGE,
+                etag=sealed.etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+
+    async def touch(self, connection: Connection, used: datetime, access: Due | None) -> None:
+        """Record that a caller used the connection (it is warm: the timer keeps its access
+        token fresh), arming it with `access` (that token's refresh time) when that is
+        sooner than its current hint."""
+        table = await self._tables.table(CONNECTIONS)
+        columns: dict[str, Any] = {
+            "PartitionKey": connection.id,
+            "RowKey": _row_key(connection.id),
+            "LastUsedAt": used,
+        }
+        sooner = access is not None and (connection.due_at is None or access.at < connection.due_at)
+        if self._due is not None and access is not None and sooner:
+            # Written before the row points at it. Moving the pointer earlier without an
+            # ETag condition is safe: a hint at the new time exists, and hints at later
+            # times stay valid (the worker drops only hints earlier than the pointer).
+            await self._due.add([connection.id], access)
+            columns["DueAt"] = access.at
+        with storage_errors("record connection use"), contextlib.suppress(ResourceNotFoundError):
+            await table.update_entity(columns, mode=UpdateMode.MERGE)
 
     async def set_status(self, connection_id: str, status: ConnectionStatus) -> None:
         """Change only the status column (MERGE: the sealed cache is left as it is)."""
         table = await self._tables.table(CONNECTIONS)
         with storage_errors("update connection status"), contextlib.suppress(ResourceNotFoundError):
             await table.update_entity(
-                {"PartitionKey": connection_id, "RowKey": ROW, "Status": str(status)},
+                {
+                    "PartitionKey": connection_id,
+                    "RowKey": _row_key(connection_id),
+                    "Status": str(status),
+                },
                 mode=UpdateMode.MERGE,
             )
 
@@ -259,7 +323,7 @@ class ConnectionStore:
         with storage_errors("delete connection"):
             # Already gone is fine: deleting is idempotent.
             with contextlib.suppress(ResourceNotFoundError):
-                await table.delete_entity(connection.id, ROW)
+                await table.delete_entity(connection.id, _row_key(connection.id))
             with contextlib.suppress(ResourceNotFoundError):
                 await owners.delete_entity(
                     _owner_key(connection.owner_tid, connection.owner_oid), connection.mailbox

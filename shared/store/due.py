@@ -1,21 +1,30 @@
 """The due index: which connections need the lifecycle timer's attention, and when.
 
 Table `due`: PartitionKey = time bucket (`yyyyMMddHHmm`, see shared.lifecycle.planning),
-RowKey = connection id. Columns: `DueAt` (exact time), `Kind` (keepalive / access / retry),
-`Basis` (the connection's last grant redemption when the entry was written), `Attempts`
-(consecutive transient failures), `ClaimedUntil` and `RunId` (which timer run holds it).
+RowKey = `<DueAt as yyyyMMddHHmmssffffff>-<random>`. One row, a *hint*, names up to
+`MAX_IDS_PER_HINT` connections that should be looked at from `DueAt` on. Columns: `DueAt`,
+`Ids` (space-separated connection ids), `Attempts` (consecutive transient failures of those
+connections), `ClaimedUntil` and `RunId` (which timer run holds it).
 
-An entry is a hint, the connection row is the truth: the worker re-reads the row and skips
-an entry whose `Basis` is older than the row's (someone refreshed since), so a stale or
-duplicate entry costs one skipped item, never a wrong write. The connection row names its
-current entry (`DueBucket`), so a write that moves the deadline removes the old entry.
+Why many connections per row: a run then claims, enqueues and removes a few rows instead of
+one entry per connection, and a worker batch schedules all of its connections' next
+keep-alive with one write. That takes the index off the per-connection cost of a refresh
+(the connection row's own read and write are all that remain).
+
+A hint is never the truth, the connection row is. The row records in `DueAt` the hint it
+is armed with, and every hint is written before a row points at it. The worker, handed a
+hint at time H, drops it when the row points at a later hint (`DueAt` > H: a newer one
+covers the connection), and otherwise decides from the row itself: refresh if due, else
+schedule a hint at the real due time. So a stale or duplicate hint costs one row read and
+never a wrong write, and no connection is left without a hint that will reach it.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+import secrets
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,33 +37,34 @@ from shared.store.errors import storage_errors
 from shared.store.table_set import TableSet
 
 TABLE = "due"
-# Entries are written unclaimed with this ClaimedUntil (a filter on a missing column would
+# A string property holds at most 32 K characters; connection ids are at most 64 characters
+# (shared.store.connections), so 400 of them with separators always fit.
+MAX_IDS_PER_HINT = 400
+# Hints are written unclaimed with this ClaimedUntil (a filter on a missing column would
 # exclude the row, so the column is always present).
 _UNCLAIMED = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
-class DueEntry:
-    connection_id: str
+class Hint:
     bucket: str
+    key: str
     at: datetime
-    kind: DueKind
-    basis: datetime
+    connection_ids: tuple[str, ...]
     attempts: int
-    run_id: str
     etag: str
+    kind: DueKind = DueKind.KEEPALIVE
 
 
-def _entry(entity: Any) -> DueEntry:
-    return DueEntry(
-        connection_id=str(entity["RowKey"]),
+def _hint(entity: Any, etag: str | None = None) -> Hint:
+    return Hint(
         bucket=str(entity["PartitionKey"]),
+        key=str(entity["RowKey"]),
         at=entity["DueAt"],
-        kind=DueKind(str(entity.get("Kind", DueKind.KEEPALIVE))),
-        basis=entity["Basis"],
+        connection_ids=tuple(str(entity.get("Ids", "")).split()),
         attempts=int(entity.get("Attempts", 0)),
-        run_id=str(entity.get("RunId", "")),
-        etag=str(entity.metadata["etag"]),
+        etag=etag or str(entity.metadata["etag"]),
+        kind=DueKind(str(entity.get("Kind", DueKind.KEEPALIVE))),
     )
 
 
@@ -64,57 +74,30 @@ class DueIndex:
         # How long a grant may sit unredeemed before the keep-alive refresh (KEEPALIVE_IDLE_DAYS).
         self.idle = idle
 
-    async def schedule(
-        self, connection_id: str, due: Due, basis: datetime, attempts: int = 0
-    ) -> None:
-        """Create or overwrite the entry for `connection_id` in `due`'s bucket, unclaimed."""
+    async def add(self, connection_ids: Sequence[str], due: Due, attempts: int = 0) -> None:
+        """Write hints naming `connection_ids` at `due` (one row per MAX_IDS_PER_HINT)."""
+        if not connection_ids:
+            return
         table = await self._tables.table(TABLE)
-        with storage_errors("schedule connection"):
-            await table.upsert_entity(
-                {
-                    "PartitionKey": due.bucket,
-                    "RowKey": connection_id,
-                    "DueAt": due.at,
-                    "Kind": str(due.kind),
-                    "Basis": basis,
-                    "Attempts": attempts,
-                    "ClaimedUntil": _UNCLAIMED,
-                    "RunId": "",
-                },
-                mode=UpdateMode.REPLACE,
-            )
+        stamp = due.at.astimezone(UTC).strftime("%Y%m%d%H%M%S%f")
+        for start in range(0, len(connection_ids), MAX_IDS_PER_HINT):
+            with storage_errors("schedule connections"):
+                await table.create_entity(
+                    {
+                        "PartitionKey": due.bucket,
+                        # Unique (a random suffix) and ordered by time within the bucket.
+                        "RowKey": f"{stamp}-{secrets.token_hex(6)}",
+                        "DueAt": due.at,
+                        "Kind": str(due.kind),
+                        "Ids": " ".join(connection_ids[start : start + MAX_IDS_PER_HINT]),
+                        "Attempts": attempts,
+                        "ClaimedUntil": _UNCLAIMED,
+                        "RunId": "",
+                    }
+                )
 
-    async def unschedule(self, bucket: str, connection_id: str) -> None:
-        """Remove an entry, whatever its state (already gone is fine)."""
-        table = await self._tables.table(TABLE)
-        with storage_errors("unschedule connection"), contextlib.suppress(ResourceNotFoundError):
-            await table.delete_entity(bucket, connection_id)
-
-    async def done(self, entry: DueEntry) -> None:
-        """Remove the entry the worker processed, unless it was rewritten since it was read
-        (a refresh that lands in the same bucket rewrites it: that newer entry stays)."""
-        table = await self._tables.table(TABLE)
-        with (
-            storage_errors("finish due entry"),
-            contextlib.suppress(ResourceNotFoundError, ResourceModifiedError),
-        ):
-            await table.delete_entity(
-                entry.bucket,
-                entry.connection_id,
-                etag=entry.etag,
-                match_condition=MatchConditions.IfNotModified,
-            )
-
-    async def get(self, bucket: str, connection_id: str) -> DueEntry | None:
-        table = await self._tables.table(TABLE)
-        with storage_errors("read due entry"):
-            try:
-                return _entry(await table.get_entity(bucket, connection_id))
-            except ResourceNotFoundError:
-                return None
-
-    async def due(self, now: datetime, page_size: int = 1000) -> AsyncIterator[DueEntry]:
-        """Unclaimed entries due by `now`, oldest bucket first. Reads only past and current
+    async def due(self, now: datetime, page_size: int = 1000) -> AsyncIterator[Hint]:
+        """Unclaimed hints due by `now`, oldest bucket first. Reads only past and current
         buckets of the index, never the connections table."""
         table = await self._tables.table(TABLE)
         with storage_errors("list due connections"):
@@ -123,25 +106,49 @@ class DueIndex:
                 parameters={"bucket": bucket_of(now), "now": now},
                 results_per_page=page_size,
             ):
-                yield _entry(entity)
+                yield _hint(entity)
 
-    async def claim(self, entry: DueEntry, run_id: str, until: datetime) -> bool:
-        """Mark the entry as this run's until `until`; False if another run got there first
-        (ETag condition), so two overlapping timers never enqueue the same entry twice."""
+    async def claim(self, hint: Hint, run_id: str, until: datetime) -> Hint | None:
+        """Mark the hint as this run's until `until` (ETag condition): the claimed hint, or
+        None if another run got there first, so two overlapping timers never both enqueue it."""
         table = await self._tables.table(TABLE)
-        with storage_errors("claim due entry"):
+        with storage_errors("claim due connections"):
             try:
-                await table.update_entity(
+                written = await table.update_entity(
                     {
-                        "PartitionKey": entry.bucket,
-                        "RowKey": entry.connection_id,
+                        "PartitionKey": hint.bucket,
+                        "RowKey": hint.key,
                         "ClaimedUntil": until,
                         "RunId": run_id,
                     },
                     mode=UpdateMode.MERGE,
-                    etag=entry.etag,
+                    etag=hint.etag,
                     match_condition=MatchConditions.IfNotModified,
                 )
             except (ResourceModifiedError, ResourceNotFoundError):
-                return False
-        return True
+                return None
+        return replace(hint, etag=str(written["etag"]))
+
+    async def remove(self, hint: Hint) -> None:
+        """Delete a hint whose work is on the queue (unless someone changed it since)."""
+        table = await self._tables.table(TABLE)
+        with (
+            storage_errors("remove due hint"),
+            contextlib.suppress(ResourceNotFoundError, ResourceModifiedError),
+        ):
+            await table.delete_entity(
+                hint.bucket,
+                hint.key,
+                etag=hint.etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+
+    async def hints_for(self, connection_id: str) -> list[Hint]:
+        """Every hint naming `connection_id` (a scan of the index: for tools and tests)."""
+        table = await self._tables.table(TABLE)
+        with storage_errors("list due hints"):
+            return [
+                _hint(entity)
+                async for entity in table.list_entities()
+                if connection_id in str(entity.get("Ids", "")).split()
+            ]

@@ -16,7 +16,6 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 import pytest
 from azure.core.exceptions import ResourceExistsError
-from azure.data.tables import UpdateMode
 from azure.storage.queue.aio import QueueClient
 
 from shared.audit import AuditEvent, MemoryAuditSink
@@ -24,9 +23,11 @@ from shared.config import load_settings
 from shared.connections.models import Connection, ConnectionStatus
 from shared.container import Container
 from shared.lifecycle.messages import WorkBatch, WorkItem
-from shared.lifecycle.planning import Due, DueKind, bucket_of
+from shared.lifecycle.planning import DueKind
+from tests.support.app import app_settings
 from tests.support.azurite import AzuriteServer
-from tests.support.sandbox import SandboxServer
+from tests.support.lifecycle import age, hints_for
+from tests.support.sandbox import SandboxServer, start_sandbox
 
 ALICE = "alice@contoso.test"
 BOB = "bob@contoso.test"
@@ -61,20 +62,6 @@ async def connect(container: Container, sandbox: SandboxServer, upn: str) -> Con
     params = dict(parse_qsl(urlsplit(redirect.headers["location"]).query))
     connected = await container.connections.finish_login(params, start.browser_secret, "corr-2")
     return connected.connection
-
-
-async def age(container: Container, connection_id: str, days: float) -> None:
-    """Make the stored state what `days` without any refresh leaves behind: the grant's last
-    redemption that long ago, and its keep-alive entry due in the past."""
-    tables = container.connections._store._tables  # type: ignore[attr-defined]
-    due_index = container.connections._store._due  # type: ignore[attr-defined]
-    table = await tables.table("connections")
-    basis = datetime.now(UTC) - timedelta(days=days)
-    await table.update_entity(
-        {"PartitionKey": connection_id, "RowKey": "connection", "LastRefreshedAt": basis},
-        mode=UpdateMode.MERGE,
-    )
-    await due_index.schedule(connection_id, Due(basis + due_index.idle, DueKind.KEEPALIVE), basis)
 
 
 def refresh_token_of(cache: bytes) -> str:
@@ -112,7 +99,7 @@ async def test_a_due_connection_is_refreshed_and_its_refresh_token_changes(
     container: Container, sandbox: SandboxServer
 ) -> None:
     connection = await connect(container, sandbox, ALICE)
-    await age(container, connection.id, days=8)
+    await age(container, [connection.id], days=8)
     before = await container.connections._store.open_cache(connection.id)  # type: ignore[attr-defined]
 
     counts = await run_once(container)
@@ -121,8 +108,13 @@ async def test_a_due_connection_is_refreshed_and_its_refresh_token_changes(
     assert counts["due"] == 1 and counts["refreshed"] == 1 and counts["failed"] == 0
     assert refresh_token_of(after.cache) != refresh_token_of(before.cache)
     assert after.connection.last_refreshed_at > datetime.now(UTC) - timedelta(minutes=1)
-    # Rescheduled one idle period after this refresh, and nothing else is due now.
-    assert after.due_bucket == bucket_of(after.connection.last_refreshed_at + timedelta(days=7))
+    # Armed one idle period on (the batch's hint, written just before the refresh), that
+    # hint names it, and nothing else is due now.
+    armed = after.connection.due_at
+    assert armed is not None
+    assert timedelta(0) <= after.connection.last_refreshed_at + timedelta(days=7) - armed
+    assert armed - after.connection.last_refreshed_at > timedelta(days=7) - timedelta(minutes=1)
+    assert armed in [h.at for h in await hints_for(container, connection.id)]
     assert (await run_once(container))["due"] == 0
 
 
@@ -148,7 +140,7 @@ async def test_a_revoked_grant_becomes_reauth_required_after_one_run_and_is_not_
     container: Container, sandbox: SandboxServer
 ) -> None:
     connection = await connect(container, sandbox, ALICE)
-    await age(container, connection.id, days=8)
+    await age(container, [connection.id], days=8)
     with sandbox.client() as control:
         control.post("/_sandbox/identity/revoke", json={"upn": ALICE}).raise_for_status()
 
@@ -170,7 +162,7 @@ async def test_a_transient_failure_is_retried_later_with_backoff(
     container: Container, sandbox: SandboxServer
 ) -> None:
     connection = await connect(container, sandbox, ALICE)
-    await age(container, connection.id, days=8)
+    await age(container, [connection.id], days=8)
     with sandbox.client() as control:
         control.post(
             "/_sandbox/identity/refresh-error",
@@ -179,17 +171,15 @@ async def test_a_transient_failure_is_retried_later_with_backoff(
 
     counts = await run_once(container)
 
-    due_index = container.connections._store._due  # type: ignore[attr-defined]
-    found = [
-        e
-        async for e in due_index.due(datetime.now(UTC) + timedelta(minutes=6))
-        if e.connection_id == connection.id
-    ]
+    soon = datetime.now(UTC) + timedelta(minutes=6)
+    found = [h for h in await hints_for(container, connection.id) if h.at <= soon]
     stored = await container.connections._store.get(connection.id)  # type: ignore[attr-defined]
     assert counts["failed"] == 1 and counts["refreshed"] == 0
     assert stored.status is ConnectionStatus.ACTIVE
-    assert [(e.kind, e.attempts) for e in found] == [(DueKind.RETRY, 1)]
+    assert [(h.kind, h.attempts) for h in found] == [(DueKind.RETRY, 1)]
     assert found[0].at > datetime.now(UTC) + timedelta(minutes=4)
+    # The row still points at the hint that fired, so the retry hint is not taken for stale.
+    assert stored.due_at is not None and stored.due_at <= found[0].at
 
 
 async def test_fifty_concurrent_refreshers_lose_no_update(
@@ -199,7 +189,7 @@ async def test_fifty_concurrent_refreshers_lose_no_update(
     tmp_path: Path,
 ) -> None:
     connection = await connect(container, sandbox, BOB)
-    await age(container, connection.id, days=8)
+    await age(container, [connection.id], days=8)
     other_worker = Container.build(
         load_settings(_settings_for(settings_env, tmp_path)), audit=MemoryAuditSink()
     )
@@ -239,9 +229,10 @@ async def test_a_poisoned_batch_is_audited_and_settles_its_run(
     container: Container, sandbox: SandboxServer
 ) -> None:
     connection = await connect(container, sandbox, ALICE)
-    await age(container, connection.id, days=8)
+    await age(container, [connection.id], days=8)
     started = await container.lifecycle.run()
-    batch = WorkBatch(started.run_id, 0, (WorkItem(connection.id, "202601010000"),))
+    item = WorkItem(connection.id, datetime.now(UTC) - timedelta(days=1))
+    batch = WorkBatch(started.run_id, 0, (item,))
 
     await container.lifecycle.poisoned(base64.b64decode(batch.encode()))
 
@@ -250,6 +241,9 @@ async def test_a_poisoned_batch_is_audited_and_settles_its_run(
     assert [(e.correlation_id, e.counts) for e in poison] == [(started.run_id, {"items": 1})]
     assert summary[-1].correlation_id == started.run_id
     assert summary[-1].counts["failed"] == 1 and summary[-1].reason == "batch_poisoned"
+    # Its connection is hinted again with backoff, so a later run retries it.
+    [retry] = [h for h in await hints_for(container, connection.id) if h.kind is DueKind.RETRY]
+    assert retry.attempts == 1 and retry.at > datetime.now(UTC) + timedelta(minutes=4)
 
 
 async def test_storage_down_stops_the_run_cleanly_and_says_why(
@@ -268,3 +262,37 @@ async def test_storage_down_stops_the_run_cleanly_and_says_why(
     summary = events(built, "lifecycle.run")
     assert started.reason == "storage_unavailable"
     assert [(e.outcome, e.reason) for e in summary] == [("failure", "storage_unavailable")]
+
+
+async def test_a_recently_used_connection_has_its_access_token_refreshed_before_it_expires(
+    azurite: AzuriteServer, tmp_path: Path
+) -> None:
+    # A sandbox whose access tokens live 10 minutes: a caller's use makes the connection
+    # warm, and its token then comes due for the timer at once (10 minutes before expiry).
+    callback = "http://127.0.0.1:7071/api/auth/callback"
+    short = start_sandbox(
+        tmp_path, {"SANDBOX_REDIRECT_URIS": callback, "SANDBOX_ACCESS_TOKEN_LIFETIME": "600"}
+    )
+    settings = _settings_for(app_settings(short, azurite, tmp_path), tmp_path)
+    container = Container.build(load_settings(settings), audit=MemoryAuditSink())
+    try:
+        connection = await connect(container, short, ALICE)
+        fresh = await run_once(container)  # connected a moment ago, never used: nothing due
+
+        first = await container.tokens.access_token(connection, "corr")
+        await container.tokens.access_token(connection, "corr")  # used again: recorded once
+        used = await container.connections._store.get(connection.id)  # type: ignore[attr-defined]
+        hints = await hints_for(container, connection.id)
+        counts = await run_once(container)
+        after = await container.connections._store.open_cache(connection.id)  # type: ignore[attr-defined]
+    finally:
+        await container.aclose()
+        short.stop()
+
+    assert fresh["due"] == 0
+    assert used.last_used_at > datetime.now(UTC) - timedelta(minutes=1)
+    assert [h.kind for h in hints if h.at == used.due_at] == [DueKind.ACCESS]
+    assert counts["due"] == 1 and counts["refreshed"] == 1
+    # The stored cache now holds a new access token, so the next caller need not wait.
+    access = json.loads(after.cache)["AccessToken"]
+    assert first not in [entry["secret"] for entry in access.values()]

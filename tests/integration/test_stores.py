@@ -14,7 +14,7 @@ from shared.connections.models import Connection, ConnectionStatus
 from shared.crypto.envelope import CiphertextRejected
 from shared.crypto.keyring import KeyRingCache
 from shared.crypto.keys import LocalKeyProvider
-from shared.store.connections import CONNECTIONS, ROW, ConnectionStore
+from shared.store.connections import CONNECTIONS, ConnectionStore
 from shared.store.pending_flows import FlowRejected, PendingFlowStore
 from shared.store.table_set import TableSet
 from tests.support.azurite import AzuriteServer
@@ -97,8 +97,10 @@ async def test_a_cache_copied_to_another_connection_does_not_decrypt(
     store = ConnectionStore(tables, keys)
     await store.save(alice_connection("a" * 32), b'{"RefreshToken": {"secret": "alice"}}')
     table = await tables.table(CONNECTIONS)
-    stolen = await table.get_entity("a" * 32, ROW)
-    await table.upsert_entity({**stolen, "PartitionKey": "m" * 32, "Mailbox": "mallory@x"})
+    stolen = await table.get_entity("a" * 32, "a" * 32)
+    await table.upsert_entity(
+        {**stolen, "PartitionKey": "m" * 32, "RowKey": "m" * 32, "Mailbox": "mallory@x"}
+    )
 
     opened = await store.open_cache("a" * 32)
     assert opened is not None and b"alice" in opened.cache

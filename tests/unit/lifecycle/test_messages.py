@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import UTC, datetime
 
 import pytest
 
@@ -11,18 +12,20 @@ from shared.lifecycle.messages import MAX_ITEMS, MalformedBatch, WorkBatch, Work
 
 RUN = "0123456789abcdef0123456789abcdef"
 CONNECTION = "AbCdEfGhIjKlMnOpQrStUvWx"
+AT = datetime(2026, 11, 24, 12, 5, 7, 123000, tzinfo=UTC)
+AT_MS = 1795521907123  # AT in milliseconds since the epoch
 
 
 def test_a_batch_round_trips_through_base64_json() -> None:
-    batch = WorkBatch(RUN, 3, (WorkItem(CONNECTION, "202611241205"),))
+    batch = WorkBatch(RUN, 3, (WorkItem(CONNECTION, AT, 2),))
     assert WorkBatch.decode(base64.b64decode(batch.encode())) == batch
     assert WorkBatch.decode_text(batch.encode()) == batch
 
 
 def test_a_batch_carries_only_keys() -> None:
-    batch = WorkBatch(RUN, 0, (WorkItem(CONNECTION, "202611241205"),))
+    batch = WorkBatch(RUN, 0, (WorkItem(CONNECTION, AT),))
     document = json.loads(base64.b64decode(batch.encode()))
-    assert document == {"v": 1, "run": RUN, "n": 0, "items": [[CONNECTION, "202611241205"]]}
+    assert document == {"v": 2, "run": RUN, "n": 0, "items": [[CONNECTION, AT_MS, 0]]}
 
 
 @pytest.mark.parametrize(
@@ -30,27 +33,38 @@ def test_a_batch_carries_only_keys() -> None:
     [
         (b"not json", "not_json"),
         (b"[]", "unknown_version"),
-        (b'{"v": 2}', "unknown_version"),
-        (b'{"v": 1, "run": "x", "n": 0, "items": []}', "bad_run_id"),
-        (json.dumps({"v": 1, "run": RUN, "n": -1, "items": []}).encode(), "bad_index"),
-        (json.dumps({"v": 1, "run": RUN, "n": True, "items": []}).encode(), "bad_index"),
-        (json.dumps({"v": 1, "run": RUN, "n": 0, "items": {}}).encode(), "bad_items"),
+        (b'{"v": 1}', "unknown_version"),
+        (b'{"v": 2, "run": "x", "n": 0, "items": []}', "bad_run_id"),
+        (json.dumps({"v": 2, "run": RUN, "n": -1, "items": []}).encode(), "bad_index"),
+        (json.dumps({"v": 2, "run": RUN, "n": True, "items": []}).encode(), "bad_index"),
+        (json.dumps({"v": 2, "run": RUN, "n": 0, "items": {}}).encode(), "bad_items"),
         (
-            json.dumps({"v": 1, "run": RUN, "n": 0, "items": [["../x", "202611241205"]]}).encode(),
+            json.dumps({"v": 2, "run": RUN, "n": 0, "items": [["../x", AT_MS, 0]]}).encode(),
             "bad_item",
         ),
         (
-            json.dumps({"v": 1, "run": RUN, "n": 0, "items": [[CONNECTION, "2026"]]}).encode(),
+            json.dumps({"v": 2, "run": RUN, "n": 0, "items": [[CONNECTION, "2026", 0]]}).encode(),
+            "bad_item",
+        ),
+        (
+            json.dumps({"v": 2, "run": RUN, "n": 0, "items": [[CONNECTION, -1, 0]]}).encode(),
+            "bad_item",
+        ),
+        (
+            json.dumps({"v": 2, "run": RUN, "n": 0, "items": [[CONNECTION, 10**20, 0]]}).encode(),
+            "bad_item",
+        ),
+        (
+            json.dumps({"v": 2, "run": RUN, "n": 0, "items": [[CONNECTION, AT_MS, True]]}).encode(),
+            "bad_item",
+        ),
+        (
+            json.dumps({"v": 2, "run": RUN, "n": 0, "items": [[CONNECTION, AT_MS]]}).encode(),
             "bad_item",
         ),
         (
             json.dumps(
-                {
-                    "v": 1,
-                    "run": RUN,
-                    "n": 0,
-                    "items": [[CONNECTION, "202611241205"]] * (MAX_ITEMS + 1),
-                }
+                {"v": 2, "run": RUN, "n": 0, "items": [[CONNECTION, AT_MS, 0]] * (MAX_ITEMS + 1)}
             ).encode(),
             "bad_items",
         ),

@@ -4,7 +4,7 @@ summary they emit. (The real tables, queue and sandbox are in tests/integration.
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,12 +18,16 @@ from shared.lifecycle.messages import WorkBatch, WorkItem
 from shared.lifecycle.planning import Due, DueKind
 from shared.lifecycle.queue import QueueUnavailable
 from shared.lifecycle.service import LifecycleConfig, LifecycleService
-from shared.store.due import DueEntry
+from shared.store.connections import SealedCache, grant_basis
+from shared.store.due import Hint
 from shared.store.runs import RunTotals
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 BASIS = NOW - timedelta(days=8)
+IDLE = timedelta(days=7)
+HINT_AT = BASIS + IDLE  # the keep-alive hint of a connection last refreshed at BASIS
 RUN = "0123456789abcdef0123456789abcdef"
+C0 = "conn00000000000000000000"
 
 
 def connection(cid: str, **changes: Any) -> Connection:
@@ -36,50 +40,45 @@ def connection(cid: str, **changes: Any) -> Connection:
         status=ConnectionStatus.ACTIVE,
         created_at=BASIS,
         last_refreshed_at=BASIS,
+        due_at=HINT_AT,
     )
     return replace(base, **changes)
 
 
 class FakeDue:
+    idle = IDLE
+
     def __init__(self) -> None:
-        self.entries: dict[tuple[str, str], DueEntry] = {}
-        self.lose_claims: set[str] = set()
-        self._etag = 0
+        self.hints: dict[str, Hint] = {}
+        self.lose_claims = False
+        self._n = 0
 
-    def add(self, cid: str, bucket: str = "202611171200", run_id: str = "", **kw: Any) -> None:
-        self._etag += 1
-        self.entries[(bucket, cid)] = DueEntry(
-            cid,
-            bucket,
-            kw.get("at", BASIS + timedelta(days=7)),
-            kw.get("kind", DueKind.KEEPALIVE),
-            kw.get("basis", BASIS),
-            kw.get("attempts", 0),
-            run_id,
-            str(self._etag),
-        )
+    def _key(self) -> str:
+        self._n += 1
+        return f"k{self._n}"
 
-    async def due(self, now: datetime) -> AsyncIterator[DueEntry]:
-        for entry in sorted(self.entries.values(), key=lambda e: e.bucket):
-            if not entry.run_id:
-                yield entry
+    async def add(self, ids: Sequence[str], due: Due, attempts: int = 0) -> None:
+        key = self._key()
+        self.hints[key] = Hint("b", key, due.at, tuple(ids), attempts, "e0", due.kind)
 
-    async def claim(self, entry: DueEntry, run_id: str, until: datetime) -> bool:
-        if entry.connection_id in self.lose_claims:
-            return False
-        self.entries[(entry.bucket, entry.connection_id)] = replace(entry, run_id=run_id)
-        return True
+    async def due(self, now: datetime) -> AsyncIterator[Hint]:
+        for hint in sorted(self.hints.values(), key=lambda h: h.at):
+            if hint.at <= now and hint.etag == "e0":
+                yield hint
 
-    async def get(self, bucket: str, cid: str) -> DueEntry | None:
-        return self.entries.get((bucket, cid))
+    async def claim(self, hint: Hint, run_id: str, until: datetime) -> Hint | None:
+        if self.lose_claims:
+            return None
+        claimed = replace(hint, etag=f"claimed-by-{run_id}")
+        self.hints[hint.key] = claimed
+        return claimed
 
-    async def done(self, entry: DueEntry) -> None:
-        current = self.entries.get((entry.bucket, entry.connection_id))
-        if current is not None and current.etag == entry.etag:
-            del self.entries[(entry.bucket, entry.connection_id)]
+    async def remove(self, hint: Hint) -> None:
+        if self.hints.get(hint.key) == hint:
+            del self.hints[hint.key]
 
-    async def schedule(self, cid: str, due: Due, basis: datetime, attempts: int = 0) -> None:
-        self.add(cid, due.bucket, at=due.at, kind=due.kind, basis=basis, attempts=attempts)
+    def naming(self, cid: str) -> list[Hint]:
+        return [h for h in self.hints.values() if cid in h.connection_ids]
 
 
 class FakeLedger:
@@ -115,24 +114,47 @@ class FakeLedger:
 
 
 class FakeStore:
+    """Connection rows with their caches; `plan` is the keep-alive rule alone."""
+
     def __init__(self, *connections: Connection) -> None:
         self.rows = {c.id: c for c in connections}
+        self.rescheduled: list[tuple[str, Due]] = []
 
-    async def get(self, cid: str) -> Connection | None:
-        return self.rows.get(cid)
+    async def open_cache(self, cid: str) -> SealedCache | None:
+        row = self.rows.get(cid)
+        return SealedCache(row, b"{}", "etag") if row else None
+
+    def plan(self, conn: Connection, cache: bytes, now: datetime) -> Due | None:
+        if conn.status is not ConnectionStatus.ACTIVE:
+            return None
+        return Due(grant_basis(conn) + IDLE, DueKind.KEEPALIVE)
+
+    async def reschedule(self, sealed: SealedCache, due: Due) -> None:
+        self.rescheduled.append((sealed.connection.id, due))
+        self.rows[sealed.connection.id] = replace(sealed.connection, due_at=due.at)
 
 
 class FakeTokens:
-    def __init__(self, failures: dict[str, Exception] | None = None) -> None:
+    """Refreshes by writing the row as the real store would: refreshed now, armed."""
+
+    def __init__(
+        self, store: FakeStore, failures: dict[str, Exception] | None = None, lose: bool = False
+    ) -> None:
+        self.store = store
         self.failures = failures or {}
+        self.lose = lose
         self.refreshed: list[str] = []
 
-    async def access_token(self, conn: Connection, corr: str, *, force_refresh: bool) -> str:
-        assert force_refresh
-        if conn.id in self.failures:
-            raise self.failures[conn.id]
-        self.refreshed.append(conn.id)
-        return "token"
+    async def refresh(self, sealed: SealedCache, corr: str, armed: Due | None) -> bool:
+        cid = sealed.connection.id
+        if cid in self.failures:
+            raise self.failures[cid]
+        self.refreshed.append(cid)
+        if self.lose:
+            return False
+        assert armed is not None
+        self.store.rows[cid] = replace(sealed.connection, last_refreshed_at=NOW, due_at=armed.at)
+        return True
 
 
 class FakeFlows:
@@ -179,7 +201,7 @@ def service(
         due=due,  # type: ignore[arg-type]
         ledger=FakeLedger(),  # type: ignore[arg-type]
         connections=store,  # type: ignore[arg-type]
-        tokens=tokens or FakeTokens(),  # type: ignore[arg-type]
+        tokens=tokens or FakeTokens(store),  # type: ignore[arg-type]
         flows=FakeFlows(),  # type: ignore[arg-type]
         key_ring=ring or FakeRing(),  # type: ignore[arg-type]
         queue=queue,
@@ -198,6 +220,10 @@ async def work_all(svc: LifecycleService, queue: FakeQueue) -> None:
         await svc.work(base64.b64decode(text))
 
 
+def one_item_batch(cid: str = C0, at: datetime = HINT_AT, attempts: int = 0) -> bytes:
+    return base64.b64decode(WorkBatch(RUN, 0, (WorkItem(cid, at, attempts),)).encode())
+
+
 async def test_a_run_with_nothing_due_emits_one_summary_and_queues_nothing() -> None:
     svc, audit, queue = service(FakeDue(), FakeStore())
 
@@ -209,16 +235,18 @@ async def test_a_run_with_nothing_due_emits_one_summary_and_queues_nothing() -> 
     assert summary.counts["flows_purged"] == 2
 
 
-async def test_due_entries_fan_out_in_batches_and_the_last_batch_emits_the_totals() -> None:
+async def test_due_hints_fan_out_in_batches_and_the_last_batch_emits_the_totals() -> None:
     due = FakeDue()
     ids = [f"conn{n:020d}" for n in range(5)]
-    for cid in ids:
-        due.add(cid)
-    tokens = FakeTokens()
-    svc, audit, queue = service(due, FakeStore(*(connection(c) for c in ids)), tokens)
+    await due.add(ids[:3], Due(HINT_AT, DueKind.KEEPALIVE))
+    await due.add(ids[3:], Due(HINT_AT, DueKind.KEEPALIVE))
+    store = FakeStore(*(connection(c) for c in ids))
+    tokens = FakeTokens(store)
+    svc, audit, queue = service(due, store, tokens)
 
     started = await svc.run()
-    assert (started.due, started.batches, runs(audit)) == (5, 3, [])
+    # The hints are removed once their work is on the queue: the queue holds it now.
+    assert (started.due, started.batches, runs(audit), due.hints) == (5, 3, [], {})
     await work_all(svc, queue)
 
     [summary] = runs(audit)
@@ -229,87 +257,126 @@ async def test_due_entries_fan_out_in_batches_and_the_last_batch_emits_the_total
         "failed": 0,
         "skipped": 0,
     }
-    assert sorted(tokens.refreshed) == ids and due.entries == {}
+    assert sorted(tokens.refreshed) == ids
+    # Each batch armed its connections with one hint, one idle period on.
+    assert sorted(len(h.connection_ids) for h in due.hints.values()) == [1, 2, 2]
+    assert {h.at for h in due.hints.values()} == {NOW + IDLE}
+    assert all(store.rows[c].due_at == NOW + IDLE for c in ids)
 
 
 async def test_a_redelivered_batch_refreshes_nothing_twice() -> None:
     due = FakeDue()
-    due.add("conn00000000000000000000")
-    tokens = FakeTokens()
-    svc, audit, queue = service(due, FakeStore(connection("conn00000000000000000000")), tokens)
+    await due.add([C0], Due(HINT_AT, DueKind.KEEPALIVE))
+    store = FakeStore(connection(C0))
+    tokens = FakeTokens(store)
+    svc, audit, queue = service(due, store, tokens)
     await svc.run()
 
     await work_all(svc, queue)
     await work_all(svc, queue)
 
-    assert tokens.refreshed == ["conn00000000000000000000"]
+    assert tokens.refreshed == [C0]
     assert len(runs(audit)) == 1
 
 
-async def test_an_entry_claimed_by_another_run_is_skipped() -> None:
+async def test_a_connection_named_by_several_hints_is_worked_once() -> None:
     due = FakeDue()
-    due.add("conn00000000000000000000")
-    due.lose_claims.add("conn00000000000000000000")
-    svc, audit, queue = service(due, FakeStore(connection("conn00000000000000000000")))
+    await due.add([C0], Due(HINT_AT - timedelta(days=1), DueKind.KEEPALIVE))
+    await due.add([C0], Due(HINT_AT, DueKind.KEEPALIVE))
+    store = FakeStore(connection(C0))
+    tokens = FakeTokens(store)
+    svc, _, queue = service(due, store, tokens)
+
+    started = await svc.run()
+    await work_all(svc, queue)
+
+    [batch] = [WorkBatch.decode(base64.b64decode(text)) for text in queue.sent]
+    assert started.due == 1 and batch.items == (WorkItem(C0, HINT_AT),)
+    assert tokens.refreshed == [C0]
+
+
+async def test_a_hint_claimed_by_another_run_is_skipped() -> None:
+    due = FakeDue()
+    await due.add([C0], Due(HINT_AT, DueKind.KEEPALIVE))
+    due.lose_claims = True
+    svc, audit, queue = service(due, FakeStore(connection(C0)))
 
     await svc.run()
 
     assert queue.sent == []
-    assert runs(audit)[0].counts["skipped"] == 1
+    assert runs(audit)[0].counts["skipped"] == 1 and runs(audit)[0].counts["due"] == 1
 
 
 @pytest.mark.parametrize(
     "stored",
     [
         None,
-        connection("conn00000000000000000000", status=ConnectionStatus.REAUTH_REQUIRED),
-        connection("conn00000000000000000000", last_refreshed_at=NOW - timedelta(minutes=1)),
+        connection(C0, status=ConnectionStatus.REAUTH_REQUIRED),
+        connection(C0, last_refreshed_at=NOW - timedelta(minutes=1), due_at=NOW + IDLE),
     ],
     ids=["deleted", "waiting-for-reconnect", "refreshed-by-someone-else"],
 )
-async def test_work_someone_else_did_or_that_cannot_be_done_is_skipped_and_unindexed(
+async def test_work_someone_else_did_or_that_cannot_be_done_is_skipped(
     stored: Connection | None,
 ) -> None:
+    store = FakeStore(*([stored] if stored else []))
+    tokens = FakeTokens(store)
+    svc, _, _ = service(FakeDue(), store, tokens)
+
+    counts = await svc.work(one_item_batch())
+
+    assert counts["skipped"] == 1 and tokens.refreshed == [] and store.rescheduled == []
+
+
+async def test_a_hint_that_fired_before_the_connection_was_due_arms_it_for_the_real_time() -> None:
+    # Refreshed on the request path two days ago: its row still points at the old hint,
+    # which fires early by design (that refresh wrote no index entry).
+    refreshed = NOW - timedelta(days=2)
+    store = FakeStore(connection(C0, last_refreshed_at=refreshed))
+    tokens = FakeTokens(store)
+    svc, _, _ = service(FakeDue(), store, tokens)
+
+    counts = await svc.work(one_item_batch())
+
+    assert counts["skipped"] == 1 and tokens.refreshed == []
+    assert store.rescheduled == [(C0, Due(refreshed + IDLE, DueKind.KEEPALIVE))]
+
+
+async def test_a_refresh_whose_write_was_lost_to_another_writer_counts_as_skipped() -> None:
+    store = FakeStore(connection(C0))
+    svc, _, _ = service(FakeDue(), store, FakeTokens(store, lose=True))
+
+    counts = await svc.work(one_item_batch())
+
+    assert counts["skipped"] == 1 and counts["refreshed"] == 0
+
+
+async def test_a_lost_grant_is_counted_and_not_hinted_again() -> None:
     due = FakeDue()
-    due.add("conn00000000000000000000", run_id=RUN)
-    tokens = FakeTokens()
-    svc, _, _ = service(due, FakeStore(*([stored] if stored else [])), tokens)
-    batch = WorkBatch(RUN, 0, (WorkItem("conn00000000000000000000", "202611171200"),))
+    store = FakeStore(connection(C0))
+    tokens = FakeTokens(store, {C0: ReauthRequired("https://login")})
+    svc, _, _ = service(due, store, tokens)
 
-    counts = await svc.work(base64.b64decode(batch.encode()))
+    counts = await svc.work(one_item_batch())
 
-    assert counts["skipped"] == 1 and tokens.refreshed == [] and due.entries == {}
+    # Only the batch's own arming hint names it (dropped when it fires: not active).
+    assert counts["reauth_required"] == 1
+    assert [h.kind for h in due.naming(C0)] == [DueKind.KEEPALIVE]
 
 
-async def test_a_lost_grant_is_counted_and_taken_out_of_the_index() -> None:
+async def test_a_transient_failure_is_hinted_again_with_one_more_attempt() -> None:
     due = FakeDue()
-    due.add("conn00000000000000000000", run_id=RUN)
-    tokens = FakeTokens({"conn00000000000000000000": ReauthRequired("https://login")})
-    svc, _, _ = service(due, FakeStore(connection("conn00000000000000000000")), tokens)
-    batch = WorkBatch(RUN, 0, (WorkItem("conn00000000000000000000", "202611171200"),))
+    store = FakeStore(connection(C0))
+    tokens = FakeTokens(store, {C0: GraphUnavailable("down")})
+    svc, _, _ = service(due, store, tokens)
 
-    counts = await svc.work(base64.b64decode(batch.encode()))
+    counts = await svc.work(one_item_batch(attempts=1))
 
-    assert counts["reauth_required"] == 1 and due.entries == {}
-
-
-async def test_a_transient_failure_is_rescheduled_with_one_more_attempt() -> None:
-    due = FakeDue()
-    due.add("conn00000000000000000000", run_id=RUN, attempts=1)
-    tokens = FakeTokens({"conn00000000000000000000": GraphUnavailable("down")})
-    svc, _, _ = service(due, FakeStore(connection("conn00000000000000000000")), tokens)
-    batch = WorkBatch(RUN, 0, (WorkItem("conn00000000000000000000", "202611171200"),))
-
-    counts = await svc.work(base64.b64decode(batch.encode()))
-
-    [entry] = due.entries.values()
+    [retry] = [h for h in due.naming(C0) if h.kind is DueKind.RETRY]
     assert counts["failed"] == 1
-    assert (entry.kind, entry.attempts, entry.at) == (
-        DueKind.RETRY,
-        2,
-        NOW + timedelta(minutes=10),
-    )
-    assert entry.basis == BASIS  # still the same grant: the retry is not mistaken for stale
+    assert (retry.attempts, retry.at) == (2, NOW + timedelta(minutes=10))
+    # The row still points at the hint that fired, so the retry is not taken for stale.
+    assert store.rows[C0].due_at == HINT_AT <= retry.at
 
 
 async def test_key_material_unavailable_stops_the_run_and_says_why() -> None:
@@ -324,23 +391,24 @@ async def test_key_material_unavailable_stops_the_run_and_says_why() -> None:
     assert summary.outcome == "failure" and queue.sent == []
 
 
-async def test_an_unreachable_queue_stops_the_run_and_counts_the_unsent_work_as_failed() -> None:
+async def test_an_unreachable_queue_stops_the_run_and_keeps_the_unsent_hints() -> None:
     due = FakeDue()
-    due.add("conn00000000000000000000")
-    svc, audit, _ = service(
-        due, FakeStore(connection("conn00000000000000000000")), queue=FakeQueue(fail=True)
-    )
+    await due.add([C0], Due(HINT_AT, DueKind.KEEPALIVE))
+    svc, audit, _ = service(due, FakeStore(connection(C0)), queue=FakeQueue(fail=True))
 
     await svc.run()
 
     [summary] = runs(audit)
     assert summary.reason == "queue_unavailable" and summary.counts["failed"] == 1
+    # Still there, claimed: a run after CLAIM_TTL takes it again.
+    [kept] = due.naming(C0)
+    assert kept.etag.startswith("claimed-by-")
 
 
-async def test_a_poisoned_batch_is_audited_and_completes_its_run_as_failed() -> None:
+async def test_a_poisoned_batch_is_audited_hinted_again_and_completes_its_run_as_failed() -> None:
     due = FakeDue()
-    due.add("conn00000000000000000000")
-    svc, audit, queue = service(due, FakeStore(connection("conn00000000000000000000")))
+    await due.add([C0], Due(HINT_AT, DueKind.KEEPALIVE))
+    svc, audit, queue = service(due, FakeStore(connection(C0)))
     await svc.run()
 
     await svc.poisoned(base64.b64decode(queue.sent[0]))
@@ -349,6 +417,8 @@ async def test_a_poisoned_batch_is_audited_and_completes_its_run_as_failed() -> 
     [summary] = runs(audit)
     assert poison.counts == {"items": 1} and poison.reason == "batch_failed"
     assert summary.reason == "batch_poisoned" and summary.counts["failed"] == 1
+    [retry] = due.naming(C0)
+    assert (retry.kind, retry.attempts, retry.at) == (DueKind.RETRY, 1, NOW + timedelta(minutes=5))
 
 
 async def test_a_malformed_poisoned_message_is_still_audited() -> None:
