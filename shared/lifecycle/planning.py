@@ -10,6 +10,7 @@ is a range over the PartitionKeys of past buckets: the timer never reads connect
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -72,15 +73,18 @@ def next_due(
     *,
     now: datetime,
     last_used: datetime | None = None,
-    access_expires: datetime | None = None,
+    access_expires: datetime | Callable[[], datetime | None] | None = None,
 ) -> Due:
     """The next time the timer should touch a connection whose grant was last redeemed at
     `basis`: the keep-alive deadline, or sooner when the connection is warm and its access
-    token runs out first."""
+    token runs out first. `access_expires` may be a function: called only for a warm
+    connection (reading it from a cache means parsing the whole cache)."""
     due = Due(basis + idle, DueKind.KEEPALIVE)
-    warm = last_used is not None and now - last_used < WARM_WINDOW
-    if warm and access_expires is not None and access_expires - ACCESS_EARLY < due.at:
-        due = Due(access_expires - ACCESS_EARLY, DueKind.ACCESS)
+    if last_used is None or now - last_used >= WARM_WINDOW:
+        return due
+    expires = access_expires() if callable(access_expires) else access_expires
+    if expires is not None and expires - ACCESS_EARLY < due.at:
+        due = Due(expires - ACCESS_EARLY, DueKind.ACCESS)
     return due
 
 

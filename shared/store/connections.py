@@ -148,7 +148,7 @@ class ConnectionStore:
             self._due.idle,
             now=now,
             last_used=connection.last_used_at,
-            access_expires=access_token_expiry(cache),
+            access_expires=lambda: access_token_expiry(cache),
         )
 
     async def _arm(
