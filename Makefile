@@ -28,9 +28,11 @@ bench: bootstrap
 	@$(PY) benchmarks/request_overhead.py
 
 # The token lifecycle's refresh job: 10,000 due connections at sandbox latency 20 ms
-# (BENCH_ARGS="--connections 2000" for a quicker run). Figures: benchmarks/README.md.
+# (BENCH_ARGS="--connections 2000" for a quicker run), then the CPU one refresh costs,
+# part by part (what bounds the job on a small machine). Figures: benchmarks/README.md.
 bench-refresh: bootstrap
 	@$(PY) benchmarks/refresh.py $(BENCH_ARGS)
+	@$(PY) benchmarks/refresh_costs.py
 
 # Writing mail: bulk mark-read of 500 ($batch vs one by one, Graph latency 50 ms) and peak
 # RSS while sending a 35 MB attachment. Figures: benchmarks/README.md.
