@@ -43,7 +43,13 @@ def test_first_named_resource_comes_first() -> None:
 
 @pytest.mark.parametrize(
     ("scope", "unknown_resource"),
-    [("Mail.Everything", False), (f"{APP_ID_URI}/admin", False), ("api://other/read", True)],
+    [
+        ("Mail.Everything", False),
+        (f"{APP_ID_URI}/admin", False),
+        ("api://other/read", True),
+        ("urn:other", True),
+        ("https://graph.microsoft.com.evil/Mail.Read", True),
+    ],
 )
 def test_unknown_scopes_are_refused(scope: str, unknown_resource: bool) -> None:
     with pytest.raises(InvalidScope) as refused:
@@ -55,3 +61,14 @@ def test_unknown_scopes_are_refused(scope: str, unknown_resource: bool) -> None:
 def test_default_expands_to_every_configured_permission() -> None:
     assert expand_default("graph", [".default"], DIRECTORY) == list(GRAPH_PERMISSIONS)
     assert expand_default("api", [".default"], DIRECTORY) == ["access_as_user"]
+
+
+def test_permissions_get_their_canonical_spelling_whatever_the_prefix_case() -> None:
+    request = parse_scope(
+        f"HTTPS://GRAPH.MICROSOFT.COM/mail.send {APP_ID_URI.upper()}/ACCESS_AS_USER "
+        "user.read OpenID",
+        DIRECTORY,
+    )
+
+    assert request.oidc == {"openid"}
+    assert request.permissions == {"graph": ["Mail.Send", "User.Read"], "api": ["access_as_user"]}

@@ -5,6 +5,7 @@ both rotation modes, client credentials, and Entra's error body.
 from __future__ import annotations
 
 import base64
+import re
 import uuid
 from urllib.parse import quote
 
@@ -18,6 +19,9 @@ from tests.sandbox.identity.flows import (
     token_request,
 )
 from tests.support.sandbox import SandboxServer
+
+# How Entra writes a grant's issue time in its refusals.
+ISSUED_ON = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.0000000Z"
 
 
 def _post(sandbox: SandboxServer, path: str, body: dict[str, object]) -> None:
@@ -293,6 +297,23 @@ def test_revoking_a_user_fails_all_their_refresh_tokens(sandbox: SandboxServer) 
     response = refresh(sandbox, first)
 
     assert response.json()["error_codes"] == [50173]
+
+
+def test_refused_refresh_tokens_name_their_issue_time_as_entra_does(
+    sandbox: SandboxServer,
+) -> None:
+    expired = signed_in_tokens(sandbox)["refresh_token"]
+    revoked = signed_in_tokens(sandbox, login_hint="bob@contoso.test")["refresh_token"]
+    _post(sandbox, "/_sandbox/identity/revoke", {"upn": "bob@contoso.test"})
+    revoked_text = refresh(sandbox, revoked).json()["error_description"]
+    _post(sandbox, "/_sandbox/clock", {"offsetSeconds": 90 * 86400 + 1})
+    expired_text = refresh(sandbox, expired).json()["error_description"]
+
+    assert re.search(f"The grant was issued on '{ISSUED_ON}'\\.", revoked_text), revoked_text
+    assert re.search(
+        f"The token was issued on {ISSUED_ON} and was inactive for 90\\.00:00:00\\.",
+        expired_text,
+    ), expired_text
 
 
 def test_client_credentials_for_graph_gives_roles(sandbox: SandboxServer) -> None:
