@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -84,7 +85,9 @@ class TokenService:
         self._clock = clock
         self._now = wall_clock
         self._cached: dict[str, _Cached] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        # Held only while someone uses it: a worker that refreshes 10,000 connections keeps
+        # no lock per connection afterwards.
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._touched: dict[str, float] = {}  # connection id -> monotonic time of last touch
 
     def login_url(self, connection: Connection) -> str:
@@ -102,7 +105,7 @@ class TokenService:
             raise ReauthRequired(self.login_url(connection))
         cached = self._cached.get(connection.id)
         if not (cached and not force_refresh and cached.fresh_until > self._clock()):
-            lock = self._locks.setdefault(connection.id, asyncio.Lock())
+            lock = self._lock(connection.id)
             async with lock:  # one refresh per connection per worker at a time
                 cached = self._cached.get(connection.id)
                 if not (cached and not force_refresh and cached.fresh_until > self._clock()):
@@ -115,10 +118,19 @@ class TokenService:
         """Redeem the grant of an already opened row now (the lifecycle's keep-alive).
         True when the refreshed cache was stored; False when someone else wrote the row
         first (theirs is kept). Raises like `access_token`."""
-        lock = self._locks.setdefault(sealed.connection.id, asyncio.Lock())
-        async with lock:
-            cached = await self._acquire(sealed, sealed.connection, correlation_id, True, armed)
-        return cached.stored
+        connection_id = sealed.connection.id
+        async with self._lock(connection_id):
+            acquired = await self._acquire(sealed, sealed.connection, correlation_id, True, armed)
+        # A keep-alive is no reason to hold the access token in this worker's memory (most
+        # such connections are idle); a caller's next request reads the fresh one from the row.
+        self.forget(connection_id)
+        return acquired.stored
+
+    def _lock(self, connection_id: str) -> asyncio.Lock:
+        lock = self._locks.get(connection_id)
+        if lock is None:
+            lock = self._locks[connection_id] = asyncio.Lock()
+        return lock
 
     async def _acquire(
         self,
