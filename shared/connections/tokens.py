@@ -44,6 +44,8 @@ _EARLY_SECONDS = 120
 # How often a worker records that a connection is in use: well inside WARM_WINDOW, so a
 # connection used steadily never looks cold, and rarely enough to cost nothing per request.
 TOUCH_EVERY = WARM_WINDOW / 4
+# Past this many remembered touches, those older than TOUCH_EVERY are forgotten.
+_TOUCHED_PRUNE_AT = 10_000
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,9 @@ class TokenService:
         touched = self._touched.get(connection.id)
         if recent or (touched is not None and mono - touched < TOUCH_EVERY.total_seconds()):
             return
+        if len(self._touched) >= _TOUCHED_PRUNE_AT:
+            window = TOUCH_EVERY.total_seconds()
+            self._touched = {k: t for k, t in self._touched.items() if mono - t < window}
         self._touched[connection.id] = mono
         access = Due(cached.expires_at - ACCESS_EARLY, DueKind.ACCESS)
         try:

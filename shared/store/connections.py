@@ -1,7 +1,7 @@
 """Connections in Table Storage: metadata columns plus the connection's sealed MSAL cache.
 
 Two tables: `connections` (one partition per connection, point reads by id; the RowKey is
-the id too, see `_ROW_KEY`) and `owners` (PartitionKey = owner tenant:oid, RowKey = mailbox
+the id too, see `_row_key`) and `owners` (PartitionKey = owner tenant:oid, RowKey = mailbox
 → connection id), which answers "my connections" without a scan and makes a reconnect of the
 same owner + mailbox find the existing connection instead of creating a duplicate.
 
