@@ -37,7 +37,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -54,7 +53,6 @@ def progress(line: str) -> None:
 
 
 async def seed(count: int) -> list[str]:
-    import httpx
     import msal
     import requests
 
@@ -62,17 +60,13 @@ async def seed(count: int) -> list[str]:
     from shared.config import load_settings
     from shared.connections.models import Connection, ConnectionStatus
     from shared.container import Container
+    from tests.support.browser import connect_in_process
 
     settings = load_settings()
     container = Container.build(settings, audit=MemoryAuditSink())
     store = container.connections._store  # type: ignore[attr-defined]
     msal_client = container.connections._msal  # type: ignore[attr-defined]
-    start = await container.connections.start_login(ALICE, None, "bench")
-    async with httpx.AsyncClient(verify=str(settings.CA_BUNDLE)) as client:
-        redirect = await client.get(start.auth_uri)
-    params = dict(parse_qsl(urlsplit(redirect.headers["location"]).query))
-    connected = await container.connections.finish_login(params, start.browser_secret, "bench")
-    template = connected.connection
+    template = await connect_in_process(container, ALICE, str(settings.CA_BUNDLE))
     base_cache = (await store.open_cache(template.id)).cache.decode()
     # Made fresh (their first keep-alive a week ahead); `age` then makes them due.
     basis = datetime.now(UTC)

@@ -26,7 +26,6 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -43,7 +42,6 @@ def process_cpu(pid: int) -> float:
 
 
 async def measure(sandbox_pid: int, azurite_pid: int) -> dict[str, Any]:
-    import httpx
     import msal
     from azure.core import MatchConditions
     from azure.data.tables import UpdateMode
@@ -52,16 +50,12 @@ async def measure(sandbox_pid: int, azurite_pid: int) -> dict[str, Any]:
     from shared.config import load_settings
     from shared.container import Container
     from shared.crypto.envelope import RowAddress
+    from tests.support.browser import connect_in_process
 
     settings = load_settings()
     container = Container.build(settings, audit=MemoryAuditSink())
     store = container.connections._store  # type: ignore[attr-defined]
-    start = await container.connections.start_login(ALICE, None, "bench")
-    async with httpx.AsyncClient(verify=str(settings.CA_BUNDLE)) as client:
-        redirect = await client.get(start.auth_uri)
-    params = dict(parse_qsl(urlsplit(redirect.headers["location"]).query))
-    connection = await container.connections.finish_login(params, start.browser_secret, "b")
-    connection_id = connection.connection.id
+    connection_id = (await connect_in_process(container, ALICE, str(settings.CA_BUNDLE))).id
     table = await store._tables.table("connections")
     filler = os.urandom(8000)
     gate = asyncio.Semaphore(32)

@@ -25,7 +25,7 @@ from shared.container import Container
 from shared.store.due import Hint
 from tests.support.app import MASTER_KEY, AppServer, app_settings, start_app
 from tests.support.azurite import AzuriteServer
-from tests.support.browser import connect
+from tests.support.browser import connect, connect_in_process
 from tests.support.lifecycle import age, hints_for, in_worker
 from tests.support.persistent_azurite import PersistentAzurite
 from tests.support.processes import free_port, wait_until
@@ -306,15 +306,8 @@ def test_azurite_restarted_mid_run_the_next_run_completes_and_nothing_is_corrupt
 
 async def _connect_in_process(settings: dict[str, str], sandbox: SandboxServer, upn: str) -> str:
     """The browser flow without a browser (the app's callback port is not registered)."""
-    from urllib.parse import parse_qsl, urlsplit
-
     worker = Container.build(load_settings(settings), audit=MemoryAuditSink())
     try:
-        start = await worker.connections.start_login(upn, None, "corr-1")
-        async with httpx.AsyncClient(verify=sandbox.ssl_context()) as client:
-            redirect = await client.get(start.auth_uri)
-        params = dict(parse_qsl(urlsplit(redirect.headers["location"]).query))
-        connected = await worker.connections.finish_login(params, start.browser_secret, "corr-2")
-        return connected.connection.id
+        return (await connect_in_process(worker, upn, sandbox.ssl_context())).id
     finally:
         await worker.aclose()

@@ -11,7 +11,6 @@ import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
@@ -26,6 +25,7 @@ from shared.lifecycle.messages import WorkBatch, WorkItem
 from shared.lifecycle.planning import DueKind
 from tests.support.app import app_settings
 from tests.support.azurite import AzuriteServer
+from tests.support.browser import connect_in_process
 from tests.support.lifecycle import age, hints_for
 from tests.support.sandbox import SandboxServer, start_sandbox
 
@@ -56,12 +56,7 @@ def events(container: Container, action: str) -> list[AuditEvent]:
 
 
 async def connect(container: Container, sandbox: SandboxServer, upn: str) -> Connection:
-    start = await container.connections.start_login(upn, None, "corr-1")
-    async with httpx.AsyncClient(verify=sandbox.ssl_context()) as client:
-        redirect = await client.get(start.auth_uri)
-    params = dict(parse_qsl(urlsplit(redirect.headers["location"]).query))
-    connected = await container.connections.finish_login(params, start.browser_secret, "corr-2")
-    return connected.connection
+    return await connect_in_process(container, upn, sandbox.ssl_context())
 
 
 def refresh_token_of(cache: bytes) -> str:
