@@ -268,7 +268,7 @@ class LifecycleService:
 
         outcomes = await asyncio.gather(*(one(item) for item in batch.items))
         for attempts, connection_ids in retry.items():
-            await self._due.add(connection_ids, retry_after(attempts, self._clock()), attempts)
+            await self._retry_later(connection_ids, attempts)
         counts = {o.value: 0 for o in ItemOutcome}
         for outcome in outcomes:
             counts[outcome.value] += 1
@@ -347,12 +347,12 @@ class LifecycleService:
         )
         if batch is not None:
             attempts = max((item.attempts for item in batch.items), default=0) + 1
-            await self._due.add(
-                [item.connection_id for item in batch.items],
-                retry_after(attempts, self._clock()),
-                attempts,
-            )
+            await self._retry_later([item.connection_id for item in batch.items], attempts)
             await self._settle(batch, {"failed": items}, "batch_poisoned")
+
+    async def _retry_later(self, connection_ids: list[str], attempts: int) -> None:
+        """Hint connections again after `attempts` consecutive failures, with backoff."""
+        await self._due.add(connection_ids, retry_after(attempts, self._clock()), attempts)
 
     async def _settle(self, batch: WorkBatch, counts: dict[str, int], reason: str | None) -> None:
         totals = await self._ledger.record(batch.run_id, counts, batch=batch.index, reason=reason)
