@@ -15,11 +15,11 @@ targetScope = 'subscription'
 @description('azd environment name; part of every resource name (resourceToken) and the azd-env-name tag.')
 param environmentName string
 
-// Regions with Flex Consumption. Source: Microsoft's Flex Consumption azd template
-// (Azure-Samples/functions-quickstart-python-http-azd, infra/main.bicep at commit 7ed4638,
-// 2025-11-24), the same list `az functionapp list-flexconsumption-locations` printed then, which
-// is where Microsoft's documentation ("Flex Consumption plan", regions) sends readers; checked
-// 2026-12-02. The canary region eastus2euap is left out. A region added later: add it here.
+// Regions with Flex Consumption, checked 2026-12-02. Source: Microsoft's Flex Consumption azd
+// template (Azure-Samples/functions-quickstart-python-http-azd, infra/main.bicep at commit
+// 7ed4638 of 2025-11-24); Microsoft's documentation ("Flex Consumption plan") keeps no static
+// list and sends readers to `az functionapp list-flexconsumption-locations`, which that list
+// follows. The canary region eastus2euap is left out. A region added later: add it here.
 @minLength(1)
 @description('Azure region of the resource group and every resource (Flex Consumption must be available there).')
 @allowed([
