@@ -216,4 +216,5 @@ output AZURE_STORAGE_ACCOUNT_NAME string = resources.outputs.storageAccountName
 output APPLICATIONINSIGHTS_NAME string = resources.outputs.appInsightsName
 output AZURE_APP_IDENTITY_CLIENT_ID string = resources.outputs.identityClientId
 output API_APP_ID string = entra.outputs.apiAppId
+output API_IDENTIFIER_URI string = entra.outputs.apiIdentifierUri
 output SIGN_IN_CLIENT_ID string = entra.outputs.clientAppId

@@ -26,6 +26,9 @@ param redirectUri string
 @description('Principal (object) id of the app\'s user-assigned managed identity: the subject of the federated credential.')
 param identityPrincipalId string
 
+// Callers ask for '{apiIdentifierUri}/access_as_user' (or '/.default'). The tenant-scoped form
+// is one Entra accepts under its default identifier URI policy and needs no self-reference.
+var apiIdentifierUri = 'api://${tenant().tenantId}/${apiUniqueName}'
 var graphAppId = '00000003-0000-0000-c000-000000000000'
 // Microsoft Graph permission ids (stable, from Graph's service principal). Delegated: what
 // the app requests when a person connects a mailbox (shared/config.py GRAPH_SCOPES, plus the
@@ -65,7 +68,7 @@ resource apiApp 'Microsoft.Graph/applications@v1.0' = {
   displayName: displayName
   signInAudience: 'AzureADMyOrg'
   identifierUris: [
-    'api://${tenant().tenantId}/${apiUniqueName}'
+    apiIdentifierUri
   ]
   api: {
     requestedAccessTokenVersion: 2
@@ -158,4 +161,5 @@ resource clientServicePrincipal 'Microsoft.Graph/servicePrincipals@v1.0' = {
 }
 
 output apiAppId string = apiApp.appId
+output apiIdentifierUri string = apiIdentifierUri
 output clientAppId string = clientApp.appId

@@ -175,7 +175,9 @@ def test_telemetry_ingestion_needs_entra(resources_template: dict[str, Any]) -> 
     assert workspace["features"]["disableLocalAuth"] is True
 
 
-def test_function_app_is_flex_consumption_python_hardened(resources_template: dict[str, Any]) -> None:
+def test_function_app_is_flex_consumption_python_hardened(
+    resources_template: dict[str, Any],
+) -> None:
     site = one(resources_template, "Microsoft.Web/sites")
     plan = one(resources_template, "Microsoft.Web/serverfarms")
     props = site["properties"]

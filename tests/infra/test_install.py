@@ -45,7 +45,9 @@ def test_main_is_subscription_scoped_and_creates_the_resource_group(
     assert rg["location"] == "location"
     # Default name rg-{environmentName}, as azd templates name it; AZURE_RESOURCE_GROUP overrides.
     condition, default, given = conditional(rg["name"])
-    assert condition == {"function": {"type": "empty", "parameters": {"item_to_test": "resourceGroupName"}}}
+    assert condition == {
+        "function": {"type": "empty", "parameters": {"item_to_test": "resourceGroupName"}}
+    }
     assert default == "${abbrs.resourcesResourceGroups}${environmentName}"
     assert given == "resourceGroupName"
     # main.bicep declares nothing but the group; everything else is a module inside it.
@@ -128,6 +130,7 @@ def test_vnet_option_is_off_by_default_and_gates_the_network_modules(
     condition, subnet, fallback = conditional(passed["appSubnetId"])
     assert condition == "vnetEnabled"
     assert accessor(subnet) == ["network", "outputs", "appSubnetId"]
+    assert fallback == ""  # the network module is not deployed: no subnet
 
 
 def test_the_vnet_has_a_flex_delegated_subnet_and_one_for_private_endpoints() -> None:
@@ -358,7 +361,10 @@ def test_the_sign_in_client_redirects_to_the_apps_callback(
         "enableIdTokenIssuance": False,
     }
     passed = module_call(main_template, "entra")["params"]
-    assert passed["redirectUri"] == "https://${resources.outputs.functionAppHostName}/api/auth/callback"
+    assert (
+        passed["redirectUri"]
+        == "https://${resources.outputs.functionAppHostName}/api/auth/callback"
+    )
     # The same URI the app sends (REDIRECT_URI) and main.bicep outputs.
     settings = module("app-settings")["resources"]["appSettings"]["config"]["properties"]
     assert settings["REDIRECT_URI"] == (
@@ -369,7 +375,9 @@ def test_the_sign_in_client_redirects_to_the_apps_callback(
 def test_the_federated_credential_trusts_the_apps_managed_identity(
     entra: dict[str, Any], main_template: dict[str, Any]
 ) -> None:
-    (credential,) = graph(entra, "Microsoft.Graph/applications/federatedIdentityCredentials").values()
+    (credential,) = graph(
+        entra, "Microsoft.Graph/applications/federatedIdentityCredentials"
+    ).values()
 
     assert credential["issuer"] == (
         "${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0"
@@ -446,6 +454,7 @@ def test_the_registrations_feed_the_app_settings(main_template: dict[str, Any]) 
 
 # -- no secret ---------------------------------------------------------------------------
 
+
 def normalized(text: str) -> str:
     return re.sub(r"[\s_\-]", "", text.lower())
 
@@ -500,3 +509,34 @@ def test_no_app_setting_is_named_like_a_secret_except_the_cursor_reference() -> 
 
     assert secretish == {"CURSOR_SECRET"}
     assert settings["CURSOR_SECRET"].startswith("@Microsoft.KeyVault(")
+
+
+# -- the deploy guide says what the templates do -----------------------------------------
+
+
+def test_the_deploy_guide_documents_the_install_the_templates_make(
+    main_template: dict[str, Any],
+) -> None:
+    text = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    parameters = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))
+    env_names = {
+        m.group(1)
+        for p in parameters["parameters"].values()
+        if (m := re.match(r"\$\{(\w+)", p["value"]))
+    }
+
+    assert "azd up" in text
+    assert "azd down --purge" in text
+    assert "Grant admin consent" in text
+    # Every azd setting the guide names is one the parameters file reads, and the ones a user
+    # chooses are in the guide.
+    set_by_command = set(re.findall(r"azd env set (\w+)", text))
+    in_table = set(re.findall(r"^\| `(\w+)` \|", text, re.M))
+    named = set_by_command | in_table
+    assert named <= env_names | {"AZURE_LOCATION"}
+    assert {"ALERT_EMAIL_ADDRESS", "VNET_ENABLED", "KEY_VAULT_PURGE_PROTECTION"} <= named
+    # The outputs the guide tells people to read exist.
+    for output in set(re.findall(r"azd env get-value (\w+)", text)):
+        assert output in main_template["outputs"], output
+    for output in ("API_APP_ID", "SIGN_IN_CLIENT_ID", "REDIRECT_URI", "API_IDENTIFIER_URI"):
+        assert output in text and output in main_template["outputs"], output
