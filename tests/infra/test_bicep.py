@@ -66,6 +66,21 @@ def test_a_parse_error_fails_the_parse() -> None:
         BicepParser().parse(text="resource broken 'Microsoft.Web/sites@2024-04-01' = {\n")
 
 
+def test_the_dev_parser_cannot_read_filtered_loops_so_the_templates_have_none() -> None:
+    """pycep-parser 0.7.1 (requirements-dev.txt) stops at the `{` after a loop's `if`
+    (conftest.py); checkov's 0.5.1 reads it. The templates use conditional modules instead,
+    so both parsers read every Azure resource. Should a newer pycep-parser read filtered
+    loops, this test fails and the templates may use them again."""
+    filtered = (
+        "resource z 'Microsoft.Network/privateDnsZones@2020-06-01' = "
+        "[for n in names: if (on) {\n  name: n\n  location: 'global'\n}]\n"
+    )
+    with pytest.raises(LarkError):
+        BicepParser().parse(text=filtered)
+    for path in bicep_files():
+        assert not re.search(r"\[\s*for\b[^\]]*?:\s*if\s*\(", path.read_text("utf-8")), path.name
+
+
 def test_no_bicep_file_lists_keys_or_secrets() -> None:
     for path in bicep_files():
         text = path.read_text(encoding="utf-8").lower()
