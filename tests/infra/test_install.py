@@ -30,7 +30,7 @@ AZURE_MODULES = {"network", "resources", "privateEndpoints", "appSettings", "ale
 
 
 def module_call(main: dict[str, Any], name: str) -> dict[str, Any]:
-    """A module declaration's body, and whether it is conditional."""
+    """A module declaration's body (its name, scope and params), conditional or not."""
     return body(main["modules"][name])
 
 
