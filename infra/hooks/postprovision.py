@@ -9,8 +9,8 @@ token (Key Vault Secrets Officer, granted by main.bicep). Values are never print
 written to disk or put on a command line.
 
 An existing secret is never touched (re-running `azd provision` is safe); new key versions
-are added on purpose, for rotation (docs/deploy.md). `client-secret` is not generated: it
-comes from the app registration, and this hook only says when it is missing.
+are added on purpose, for rotation (docs/deploy.md). There is no client secret: the app signs
+in to Entra ID with a federated credential of its managed identity (infra/modules/entra.bicep).
 
     python infra/hooks/postprovision.py --vault-url https://kv....vault.azure.net/
     (azd passes AZURE_KEY_VAULT_URL, an output of main.bicep, in the environment)
@@ -46,7 +46,6 @@ GENERATED: dict[str, Callable[[], str]] = {
     "credential-fernet-keys": fernet_keys,
     "cursor-secret": cursor_secret,
 }
-CLIENT_SECRET_NAME = "client-secret"  # noqa: S105 - a name
 
 
 class SecretStore(Protocol):
@@ -89,11 +88,6 @@ def ensure_secrets(store: SecretStore, out: Callable[[str], None] = print) -> li
         store.create(name, generate(), content_type="text/plain; generated=os.urandom")
         created.append(name)
         out(f"postprovision: {name} created")
-    if not store.exists(CLIENT_SECRET_NAME):
-        out(
-            f"postprovision: {CLIENT_SECRET_NAME} is missing: store the app registration's "
-            "client secret in it (docs/deploy.md, step 4) before signing in mailboxes"
-        )
     return created
 
 

@@ -1,4 +1,5 @@
-"""The Bicep templates parse, and hold the security properties issue #9 asks for."""
+"""The Bicep templates parse, and hold the security properties issue #9 asks for (the Azure
+resources are in infra/modules/resources.bicep, the app settings in app-settings.bicep)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,17 @@ from lark.exceptions import LarkError
 from pycep import BicepParser
 
 from shared.config import Environment, KeyProviderKind, Settings, load_settings
-from tests.infra.conftest import INFRA, bicep_files, body, one, parsed, resources_of_type
+from tests.infra.conftest import (
+    INFRA,
+    accessor,
+    bicep_files,
+    body,
+    conditional,
+    module,
+    one,
+    parsed,
+    resources_of_type,
+)
 
 # Built-in role definitions the template may assign, and nothing else.
 INTENDED_ROLES = {
@@ -26,7 +37,9 @@ INTENDED_ROLES = {
 }
 # Settings the platform reads (not shared.config.Settings).
 PLATFORM_SETTINGS = {
-    "AzureWebJobsStorage__accountName",
+    "AzureWebJobsStorage__blobServiceUri",
+    "AzureWebJobsStorage__queueServiceUri",
+    "AzureWebJobsStorage__tableServiceUri",
     "AzureWebJobsStorage__credential",
     "AzureWebJobsStorage__clientId",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
@@ -34,15 +47,11 @@ PLATFORM_SETTINGS = {
 }
 # Settings the Functions host reads for %NAME% binding expressions (and the app may too).
 HOST_BINDING_SETTINGS = {"LIFECYCLE_SCHEDULE", "LIFECYCLE_QUEUE"}
+# The app's credential settings, agreed with the app side of issue #20 (shared/config.py
+# reads them once that lands): the mode, and the user-assigned identity whose token is the
+# federated credential.
+CREDENTIAL_SETTINGS = {"APP_CREDENTIAL", "MANAGED_IDENTITY_CLIENT_ID"}
 ROOT = INFRA.parent
-
-
-def accessor(node: Any) -> list[str]:
-    """`a.b.c` as pycep nests it → ["a", "b", "c"] (a plain string is a bare identifier)."""
-    if isinstance(node, str):
-        return [node]
-    operands = node["operator"]["operands"]
-    return [operands["operand_1"], *accessor(operands["operand_2"])]
 
 
 @pytest.mark.parametrize("path", bicep_files(), ids=lambda p: p.name)
@@ -57,6 +66,21 @@ def test_a_parse_error_fails_the_parse() -> None:
         BicepParser().parse(text="resource broken 'Microsoft.Web/sites@2024-04-01' = {\n")
 
 
+def test_the_dev_parser_cannot_read_filtered_loops_so_the_templates_have_none() -> None:
+    """pycep-parser 0.7.1 (requirements-dev.txt) stops at the `{` after a loop's `if`
+    (conftest.py); checkov's 0.5.1 reads it. The templates use conditional modules instead,
+    so both parsers read every Azure resource. Should a newer pycep-parser read filtered
+    loops, this test fails and the templates may use them again."""
+    filtered = (
+        "resource z 'Microsoft.Network/privateDnsZones@2020-06-01' = "
+        "[for n in names: if (on) {\n  name: n\n  location: 'global'\n}]\n"
+    )
+    with pytest.raises(LarkError):
+        BicepParser().parse(text=filtered)
+    for path in bicep_files():
+        assert not re.search(r"\[\s*for\b[^\]]*?:\s*if\s*\(", path.read_text("utf-8")), path.name
+
+
 def test_no_bicep_file_lists_keys_or_secrets() -> None:
     for path in bicep_files():
         text = path.read_text(encoding="utf-8").lower()
@@ -64,17 +88,18 @@ def test_no_bicep_file_lists_keys_or_secrets() -> None:
             assert call not in text, f"{path.name} calls {call}"
 
 
-def test_outputs_hold_no_secret(main_template: dict[str, Any]) -> None:
-    for name, output in main_template["outputs"].items():
+@pytest.mark.parametrize("path", bicep_files(), ids=lambda p: p.name)
+def test_outputs_hold_no_secret(path: Path) -> None:
+    for name, output in parsed(path).get("outputs", {}).items():
         assert not any("secure" in json.dumps(d) for d in output["decorators"]), name
         value = json.dumps(output["value"]).lower()
         for word in ("connectionstring", "instrumentationkey", "key(", "secret", "password"):
             assert word not in value, f"output {name} exposes {word}"
 
 
-def test_only_the_intended_roles_are_assigned(main_template: dict[str, Any]) -> None:
-    roles: dict[str, str] = main_template["variables"]["roles"]["value"]
-    assignments = resources_of_type(main_template, "Microsoft.Authorization/roleAssignments")
+def test_only_the_intended_roles_are_assigned(resources_template: dict[str, Any]) -> None:
+    roles: dict[str, str] = resources_template["variables"]["roles"]["value"]
+    assignments = resources_of_type(resources_template, "Microsoft.Authorization/roleAssignments")
 
     assigned = set()
     for name, assignment in assignments.items():
@@ -93,9 +118,9 @@ def test_only_the_intended_roles_are_assigned(main_template: dict[str, Any]) -> 
 
 
 def test_the_app_identity_gets_data_roles_only_on_its_own_resources(
-    main_template: dict[str, Any],
+    resources_template: dict[str, Any],
 ) -> None:
-    assignments = resources_of_type(main_template, "Microsoft.Authorization/roleAssignments")
+    assignments = resources_of_type(resources_template, "Microsoft.Authorization/roleAssignments")
     scopes = {
         accessor(a["properties"]["roleDefinitionId"]["function"]["parameters"]["resource_name_1"])[
             -1
@@ -113,43 +138,47 @@ def test_the_app_identity_gets_data_roles_only_on_its_own_resources(
     }
 
 
-def test_the_deployer_role_is_conditional(main_template: dict[str, Any]) -> None:
-    resource = main_template["resources"]["deployerSecretsOfficer"]
+def test_the_deployer_role_is_conditional(resources_template: dict[str, Any]) -> None:
+    resource = resources_template["resources"]["deployerSecretsOfficer"]
 
     assert "condition" in resource["config"]
     assert body(resource)["properties"]["principalId"] == "principalId"
 
 
-def test_storage_accepts_entra_tokens_only(main_template: dict[str, Any]) -> None:
-    props = one(main_template, "Microsoft.Storage/storageAccounts")["properties"]
+def test_storage_accepts_entra_tokens_only(resources_template: dict[str, Any]) -> None:
+    props = one(resources_template, "Microsoft.Storage/storageAccounts")["properties"]
 
     assert props["allowSharedKeyAccess"] is False
     assert props["allowBlobPublicAccess"] is False
     assert props["minimumTlsVersion"] == "TLS1_2"
     assert props["supportsHttpsTrafficOnly"] is True
     assert props["defaultToOAuthAuthentication"] is True
-    container = one(main_template, "Microsoft.Storage/storageAccounts/blobServices/containers")
+    container = one(resources_template, "Microsoft.Storage/storageAccounts/blobServices/containers")
     assert container["properties"]["publicAccess"] == "None"
-    assert resources_of_type(main_template, "Microsoft.Storage/storageAccounts/queueServices")
-    assert resources_of_type(main_template, "Microsoft.Storage/storageAccounts/tableServices")
+    assert resources_of_type(resources_template, "Microsoft.Storage/storageAccounts/queueServices")
+    assert resources_of_type(resources_template, "Microsoft.Storage/storageAccounts/tableServices")
 
 
 def test_key_vault_uses_rbac_soft_delete_and_purge_protection(
-    main_template: dict[str, Any],
+    main_template: dict[str, Any], resources_template: dict[str, Any]
 ) -> None:
-    props = one(main_template, "Microsoft.KeyVault/vaults")["properties"]
+    props = one(resources_template, "Microsoft.KeyVault/vaults")["properties"]
 
     assert props["enableRbacAuthorization"] is True
     assert props["enableSoftDelete"] is True
-    assert props["enablePurgeProtection"] is True
+    # On unless a throw-away environment turns it off (ARM takes true or absent, never false).
+    assert conditional(props["enablePurgeProtection"]) == ("keyVaultPurgeProtection", True, None)
+    assert main_template["parameters"]["keyVaultPurgeProtection"]["default"] is True
+    passed = main_template["modules"]["resources"]["config"]["params"]
+    assert passed["keyVaultPurgeProtection"] == "keyVaultPurgeProtection"
     assert props["enabledForTemplateDeployment"] is False
     # No secret resources: their values are generated after provisioning (docs/deploy.md).
-    assert not resources_of_type(main_template, "Microsoft.KeyVault/vaults/secrets")
+    assert not resources_of_type(resources_template, "Microsoft.KeyVault/vaults/secrets")
 
 
-def test_telemetry_ingestion_needs_entra(main_template: dict[str, Any]) -> None:
-    insights = one(main_template, "Microsoft.Insights/components")["properties"]
-    workspace = one(main_template, "Microsoft.OperationalInsights/workspaces")["properties"]
+def test_telemetry_ingestion_needs_entra(resources_template: dict[str, Any]) -> None:
+    insights = one(resources_template, "Microsoft.Insights/components")["properties"]
+    workspace = one(resources_template, "Microsoft.OperationalInsights/workspaces")["properties"]
 
     assert insights["DisableLocalAuth"] is True
     assert insights["WorkspaceResourceId"] == {
@@ -161,9 +190,11 @@ def test_telemetry_ingestion_needs_entra(main_template: dict[str, Any]) -> None:
     assert workspace["features"]["disableLocalAuth"] is True
 
 
-def test_function_app_is_flex_consumption_python_hardened(main_template: dict[str, Any]) -> None:
-    site = one(main_template, "Microsoft.Web/sites")
-    plan = one(main_template, "Microsoft.Web/serverfarms")
+def test_function_app_is_flex_consumption_python_hardened(
+    resources_template: dict[str, Any],
+) -> None:
+    site = one(resources_template, "Microsoft.Web/sites")
+    plan = one(resources_template, "Microsoft.Web/serverfarms")
     props = site["properties"]
 
     assert plan["sku"] == {"tier": "FlexConsumption", "name": "FC1"}
@@ -184,7 +215,7 @@ def test_function_app_is_flex_consumption_python_hardened(main_template: dict[st
     auth = config["deployment"]["storage"]["authentication"]
     assert auth["type"] == "UserAssignedIdentity"
     policies = resources_of_type(
-        main_template, "Microsoft.Web/sites/basicPublishingCredentialsPolicies"
+        resources_template, "Microsoft.Web/sites/basicPublishingCredentialsPolicies"
     )
     assert {p["name"]: p["properties"]["allow"] for p in policies.values()} == {
         "ftp": False,
@@ -192,17 +223,17 @@ def test_function_app_is_flex_consumption_python_hardened(main_template: dict[st
     }
 
 
-def app_settings(template: dict[str, Any]) -> dict[str, Any]:
+def app_settings() -> dict[str, Any]:
+    template = module("app-settings")
     configs = resources_of_type(template, "Microsoft.Web/sites/config")
     (settings,) = [c["properties"] for c in configs.values() if c["name"] == "appsettings"]
-    assert "appSettings" not in one(template, "Microsoft.Web/sites")["properties"]["siteConfig"]
+    site = one(module("resources"), "Microsoft.Web/sites")
+    assert "appSettings" not in site["properties"]["siteConfig"]
     return dict(settings)
 
 
-def test_app_settings_hold_no_keyed_connection_string_or_secret(
-    main_template: dict[str, Any],
-) -> None:
-    settings = app_settings(main_template)
+def test_app_settings_hold_no_keyed_connection_string_or_secret() -> None:
+    settings = app_settings()
 
     assert "AzureWebJobsStorage" not in settings  # only the identity-based __ settings
     assert settings["AzureWebJobsStorage__credential"] == "managedidentity"
@@ -213,31 +244,31 @@ def test_app_settings_hold_no_keyed_connection_string_or_secret(
             assert marker not in text, name
         assert name != "STORAGE_CONNECTION_STRING"
         assert not name.startswith("LOCAL_"), name
-    # The two values that are secrets are Key Vault references, resolved by the platform.
-    for name in ("CLIENT_SECRET", "CURSOR_SECRET"):
-        assert re.fullmatch(
-            r"@Microsoft\.KeyVault\(VaultName=\$\{keyVault\.name\};SecretName=[a-z-]+\)",
-            settings[name],
-        ), name
+        # No client secret in any form: the app's credential is a federated one.
+        assert "CLIENT_SECRET" not in name, name
+    # The one value that is a secret is a Key Vault reference, resolved by the platform.
+    assert re.fullmatch(
+        r"@Microsoft\.KeyVault\(VaultName=\$\{keyVault\.name\};SecretName=cursor-secret\)",
+        settings["CURSOR_SECRET"],
+    )
 
 
-def test_app_settings_are_known_and_make_a_valid_production_configuration(
-    main_template: dict[str, Any],
-) -> None:
-    settings = app_settings(main_template)
-    assert set(settings) <= set(Settings.model_fields) | PLATFORM_SETTINGS | HOST_BINDING_SETTINGS
+def test_app_settings_are_known_and_make_a_valid_production_configuration() -> None:
+    settings = app_settings()
+    known = set(Settings.model_fields) | CREDENTIAL_SETTINGS
+    assert set(settings) <= known | PLATFORM_SETTINGS | HOST_BINDING_SETTINGS
 
     # What the platform would hand the worker, with stand-ins for deployment-time values.
     stand_ins = {
         "TENANT_ID": "8d4e3c2a-1b0f-4e5d-9c8b-7a6f5e4d3c2b",
         "CLIENT_ID": "3f1c8a5e-2b7d-4c9e-8a1f-6d5e4c3b2a10",
-        "API_AUDIENCE": "api://3f1c8a5e-2b7d-4c9e-8a1f-6d5e4c3b2a10",
-        "AUTHORITY_HOST": "https://login.microsoftonline.com",
+        "API_AUDIENCE": "5a2d7c1e-9b4f-4e3a-8c6d-1f0e9d8c7b6a",
+        "MANAGED_IDENTITY_CLIENT_ID": "0c9b8a7f-6e5d-4c3b-2a19-08f7e6d5c4b3",
+        "AUTHORITY_HOST": "https://login.microsoftonline.com/",
         "GRAPH_BASE_URL": "https://graph.microsoft.com/v1.0",
         "REDIRECT_URI": "https://func-x.azurewebsites.net/api/auth/callback",
         "STORAGE_TABLE_ENDPOINT": "https://stx.table.core.windows.net/",
         "KEY_VAULT_URL": "https://kvx.vault.azure.net/",
-        "CLIENT_SECRET": "resolved-from-key-vault",
         "CURSOR_SECRET": base64.b64encode(bytes(32)).decode(),
         "APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=0000;IngestionEndpoint=x",
     }
@@ -250,7 +281,56 @@ def test_app_settings_are_known_and_make_a_valid_production_configuration(
     assert loaded.APP_ENV is Environment.PRODUCTION
     assert loaded.KEY_PROVIDER is KeyProviderKind.KEYVAULT
     assert loaded.STORAGE_CONNECTION_STRING is None
+    assert loaded.CLIENT_SECRET is None
     assert loaded.AUTH_RESPONSE_MODE == "form_post"
+    assert env["APP_CREDENTIAL"] == "managed_identity_federation"
+
+
+def test_storage_settings_are_the_accounts_own_endpoints() -> None:
+    """Every storage setting is read from the account's `primaryEndpoints`, so it is right in
+    every cloud (no host name built from the account name)."""
+    settings = app_settings()
+    storage = module("app-settings")["resources"]["storage"]
+
+    assert storage["type"] == "Microsoft.Storage/storageAccounts"
+    assert storage["existing"] is True
+    assert "AzureWebJobsStorage__accountName" not in settings
+    for name, service in (
+        ("AzureWebJobsStorage__blobServiceUri", "blob"),
+        ("AzureWebJobsStorage__queueServiceUri", "queue"),
+        ("AzureWebJobsStorage__tableServiceUri", "table"),
+        ("STORAGE_TABLE_ENDPOINT", "table"),
+    ):
+        assert accessor(settings[name]) == ["storage", "properties", "primaryEndpoints", service]
+    # The settings shared/lifecycle/wiring.py reads for the identity-based queue endpoint.
+    assert accessor(settings["AzureWebJobsStorage__clientId"]) == [
+        "appIdentity",
+        "properties",
+        "clientId",
+    ]
+    # No public-cloud storage or vault host name in any template's code (comments aside).
+    for path in bicep_files():
+        code = json.dumps(parsed(path))
+        assert "core.windows.net" not in code, path.name
+        assert "vault.azure.net" not in code, path.name
+
+
+def test_entra_settings_come_from_the_cloud_and_the_registrations() -> None:
+    settings = app_settings()
+
+    assert accessor(settings["AUTHORITY_HOST"]) == [
+        "environment()",
+        "authentication",
+        "loginEndpoint",
+    ]
+    assert accessor(settings["TENANT_ID"]) == ["tenant()", "tenantId"]
+    assert settings["CLIENT_ID"] == "clientAppId"
+    assert settings["API_AUDIENCE"] == "apiAppId"
+    assert accessor(settings["MANAGED_IDENTITY_CLIENT_ID"]) == [
+        "appIdentity",
+        "properties",
+        "clientId",
+    ]
 
 
 def test_parameters_file_matches_the_template(main_template: dict[str, Any]) -> None:
@@ -263,14 +343,17 @@ def test_parameters_file_matches_the_template(main_template: dict[str, Any]) -> 
         if "default" not in p or p["default"] is None
     }
     assert required <= set(parameters["parameters"])
+    text = json.dumps(parameters).lower()
+    assert "secret" not in text
+    assert "password" not in text
 
 
-def test_resource_names_use_the_abbreviations(main_template: dict[str, Any]) -> None:
+def test_resource_names_use_the_abbreviations() -> None:
     abbreviations = json.loads((INFRA / "abbreviations.json").read_text(encoding="utf-8"))
-    text = (INFRA / "main.bicep").read_text(encoding="utf-8")
 
-    for key in re.findall(r"abbrs\.(\w+)", text):
-        assert key in abbreviations
+    for path in bicep_files():
+        for key in re.findall(r"abbrs\.(\w+)", path.read_text(encoding="utf-8")):
+            assert key in abbreviations, f"{path.name}: {key}"
 
 
 def test_audit_workbook_charts_every_audit_view() -> None:
@@ -297,12 +380,11 @@ def test_azure_yaml_deploys_the_function_app_and_runs_the_secret_hook() -> None:
     assert "host: function" in text
     assert "language: python" in text
     assert "infra/hooks/postprovision.py" in text
-    template = parsed(INFRA / "main.bicep")
-    site = one(template, "Microsoft.Web/sites")
+    site = one(module("resources"), "Microsoft.Web/sites")
     assert "azd-service-name" in json.dumps(site["tags"])
 
 
-def test_every_binding_expression_setting_is_an_app_setting(main_template: dict[str, Any]) -> None:
+def test_every_binding_expression_setting_is_an_app_setting() -> None:
     """A trigger bound to `%NAME%` does not start unless the app setting NAME exists."""
     sources = [ROOT / "function_app.py", *sorted((ROOT / "shared").rglob("*.py"))]
     referenced = {
@@ -311,4 +393,4 @@ def test_every_binding_expression_setting_is_an_app_setting(main_template: dict[
         for name in re.findall(r"[\"']%([A-Z][A-Z0-9_]+)%", path.read_text("utf-8"))
     }
 
-    assert referenced <= set(app_settings(main_template))
+    assert referenced <= set(app_settings())

@@ -56,15 +56,17 @@ def test_absent_secrets_are_created_in_the_formats_the_app_reads() -> None:
         "CURSOR_SECRET": vault.secrets["cursor-secret"],
     }
     assert load_settings(env).cursor_secret is not None
-    # Values never reach the output; the missing client secret is pointed out.
+    # Values never reach the output, and no client secret is asked for: the app's credential
+    # is a federated one (infra/modules/entra.bicep).
     output = "\n".join(lines)
     assert not any(value in output for value in vault.secrets.values())
-    assert "client-secret is missing" in output
+    assert "client-secret" not in output
+    assert set(vault.secrets) == set(created)
 
 
 def test_existing_secrets_are_left_alone() -> None:
     hook = load_hook()
-    vault = FakeVault({"credential-aes-key": "kept", "client-secret": "kept"})
+    vault = FakeVault({"credential-aes-key": "kept"})
 
     created = hook.ensure_secrets(vault, lambda _line: None)
 
