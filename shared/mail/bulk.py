@@ -24,6 +24,7 @@ from shared.errors import (
     GraphError,
     GraphThrottled,
     GraphUnavailable,
+    IdentityUnavailable,
     StorageUnavailable,
     ValidationFailed,
 )
@@ -155,7 +156,13 @@ class BulkRunner:
         for round_number in range(1, self._max_rounds + 1):
             try:
                 answers = await self._batch(mb, pending, requests)
-            except (GraphThrottled, GraphUnavailable, GraphError, StorageUnavailable) as error:
+            except (
+                GraphThrottled,
+                GraphUnavailable,
+                GraphError,
+                IdentityUnavailable,
+                StorageUnavailable,
+            ) as error:
                 # The batch as a whole failed: each of its ids says so, none is hidden.
                 for index in pending:
                     results[index] = ItemResult(ids[index], error.http_status, error.code)
