@@ -14,16 +14,18 @@ goes through `_after_unauthorized`, the one place that decides what a refused to
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.errors import Forbidden
+from shared.graph.client import GraphRequest
 from shared.graph.errors import GraphUnauthorized
 from shared.graph.paths import MailboxPath
 
 if TYPE_CHECKING:
     from shared.auth.caller import Caller
     from shared.connections.models import Connection
-    from shared.graph.client import GraphRequest, GraphResponse
+    from shared.graph.client import GraphResponse
 
 # Methods that change nothing in a mailbox: all a handle opened for reading may send.
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -116,6 +118,19 @@ class ConnectedMailbox:
         if response.request_id:
             self._request_ids.append(response.request_id)
         return response
+
+    async def pages(self, first: GraphRequest, *, max_pages: int) -> AsyncIterator[dict[str, Any]]:
+        """Each page of a Graph collection or delta query, following `@odata.nextLink` (with
+        the first request's Prefer, which Graph does not carry over) until a page has none or
+        `max_pages` were read. A delta round's last page holds `@odata.deltaLink`."""
+        request = first
+        for _ in range(max_pages):
+            body = (await self.send(request)).json() or {}
+            yield body
+            next_link = body.get("@odata.nextLink")
+            if not isinstance(next_link, str) or not next_link:
+                return
+            request = GraphRequest("GET", next_link, prefer=first.prefer)
 
     async def _send(self, request: GraphRequest, token: str) -> GraphResponse:
         return await self._graph.send(

@@ -195,3 +195,35 @@ async def test_other_graph_errors_are_not_taken_for_a_refused_token() -> None:
         await mb.send(GraphRequest("POST", mb.path.send_mail(), json={}))
 
     assert r.tokens.refreshes == 0
+
+
+async def test_pages_follow_next_links_with_the_first_prefer_until_the_delta_link() -> None:
+    base = "https://graph.test/v1.0/me/mailFolders/inbox/messages/delta"
+    bodies = iter(
+        [
+            {"value": [{"id": "a"}], "@odata.nextLink": f"{base}?$skiptoken=1"},
+            {"value": [{"id": "b"}], "@odata.deltaLink": f"{base}?$deltatoken=2"},
+        ]
+    )
+    r = rig(lambda _: answer(body=next(bodies)))
+    mb = r.mailboxes.system(alice_connection(), correlation_id="timer")
+    first = GraphRequest(
+        "GET", "/me/mailFolders/inbox/messages/delta", prefer=("odata.maxpagesize=1000",)
+    )
+
+    pages = [page async for page in mb.pages(first, max_pages=10)]
+
+    assert [p["value"][0]["id"] for p in pages] == ["a", "b"]
+    assert pages[-1]["@odata.deltaLink"].endswith("$deltatoken=2")
+    assert str(r.graph.requests[1].url).endswith("$skiptoken=1")
+    assert all("odata.maxpagesize=1000" in q.headers["prefer"] for q in r.graph.requests)
+
+
+async def test_pages_stop_at_max_pages() -> None:
+    link = "https://graph.test/v1.0/me/messages?$skip=1"
+    r = rig(lambda _: answer(body={"value": [], "@odata.nextLink": link}))
+    mb = await r.open()
+
+    pages = [page async for page in mb.pages(GraphRequest("GET", "/me/messages"), max_pages=3)]
+
+    assert len(pages) == 3 and len(r.graph.requests) == 3
