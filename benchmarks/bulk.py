@@ -99,27 +99,30 @@ def all_read(sandbox: SandboxServer, ids: list[str]) -> bool:
 
 
 async def run(sandbox: SandboxServer) -> None:
+    from shared.connections.mailbox import ConnectedMailbox
     from shared.mail.bulk import BulkRunner
     from shared.mail.compose import BulkBody, MessagePatchBody
-    from shared.mail.writer import WriteContext
 
     container, connection_id, caller = await connect(sandbox)
     writer = container.mail_writer
 
-    def ctx() -> WriteContext:
-        return WriteContext(caller, connection_id, None, "bench-bulk")
+    async def opened() -> ConnectedMailbox:
+        return await container.mailboxes.open(
+            caller, connection_id, write=True, correlation_id="bench-bulk"
+        )
 
     async def batched(ids: list[str]) -> None:
-        result = await BulkRunner(writer).run(ctx(), BulkBody(ids=ids, action="markRead"))
+        result = await BulkRunner(writer).run(await opened(), BulkBody(ids=ids, action="markRead"))
         assert result["failed"] == 0, result
 
     async def one_by_one(ids: list[str]) -> None:
         gate = asyncio.Semaphore(4)
         patch = MessagePatchBody(isRead=True)
+        # One request per message, as a caller doing it one by one would make.
 
         async def one(message_id: str) -> None:
             async with gate:
-                await writer.update_message(ctx(), message_id, patch)
+                await writer.update_message(await opened(), message_id, patch)
 
         await asyncio.gather(*(one(i) for i in ids))
 

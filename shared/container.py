@@ -22,6 +22,7 @@ from shared.health.service import HealthService, Probe
 from shared.http.api import RequestLimits, configure_requests
 
 if TYPE_CHECKING:
+    from shared.connections.mailbox import Mailboxes
     from shared.connections.service import ConnectionService
     from shared.connections.tokens import TokenService
     from shared.crypto.keyring import KeyRingCache
@@ -43,6 +44,7 @@ class Container:
     key_ring: KeyRingCache
     connections: ConnectionService
     tokens: TokenService
+    mailboxes: Mailboxes
     mail_reader: MailReader
     mail_writer: MailWriter
     idempotency: IdempotencyStore
@@ -65,6 +67,7 @@ class Container:
     ) -> Container:
         # Imported here, not at module level: `import function_app` stays cheap.
         from shared.auth.tokens import JwtCallerAuthenticator
+        from shared.connections.mailbox import Mailboxes
         from shared.connections.service import ConnectionService
         from shared.connections.tokens import TokenService
         from shared.crypto.keyring import KeyRingCache
@@ -109,11 +112,10 @@ class Container:
         tokens = TokenService(settings, msal_client, connection_store, audit)
         flows = PendingFlowStore(tables, key_ring)
         connections = ConnectionService(settings, msal_client, flows, connection_store, audit)
-        mail_reader = MailReader(
-            connections, tokens, graph, cursor_codec_from_settings(settings), audit
-        )
+        mailboxes = Mailboxes(connections, tokens, graph)
+        mail_reader = MailReader(mailboxes, cursor_codec_from_settings(settings), audit)
         mail_writer, idempotency, close_writer = build_mail_writer(
-            settings, mail_reader, connections, graph, tables, key_ring, audit
+            settings, graph, tables, key_ring, audit
         )
         closers.append(close_writer)
         queue_connection = queue_connection_string(settings)
@@ -158,6 +160,7 @@ class Container:
             key_ring=key_ring,
             connections=connections,
             tokens=tokens,
+            mailboxes=mailboxes,
             mail_reader=mail_reader,
             mail_writer=mail_writer,
             idempotency=idempotency,

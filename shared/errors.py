@@ -113,7 +113,22 @@ class UnsupportedMediaType(ApiError):
     code, status, title = "unsupported_media_type", 415, "Unsupported media type"
 
 
-class GraphThrottled(ApiError):
+class GraphFailure(ApiError):
+    """Base of every error that came from calling Microsoft Graph, whatever public code it
+    answers with: Graph's own error answers (`shared.graph.errors.error_for`: throttling,
+    502 `graph_error`, and Graph's 400/403/404/409/413 as the matching 4xx) and Graph
+    unreachable. As httpx separates `RequestError` from `HTTPStatusError`, callers that must
+    know whether Graph may have acted (the Idempotency-Key guard) test this type; errors
+    raised before any Graph call are never of it."""
+
+    @property
+    def graph_code(self) -> str | None:
+        """Graph's `error.code` (or `HTTP<status>`), when Graph answered."""
+        code = self.extensions.get("graphCode")
+        return str(code) if code is not None else None
+
+
+class GraphThrottled(GraphFailure):
     code, status, title = "graph_throttled", 429, "Microsoft Graph is throttling this mailbox"
 
     def __init__(self, retry_after_seconds: int, detail: str | None = None, status: int = 429):
@@ -122,14 +137,23 @@ class GraphThrottled(ApiError):
         )
 
 
-class GraphError(ApiError):
+class GraphError(GraphFailure):
     code, status, title = "graph_error", 502, "Microsoft Graph returned an error"
 
     def __init__(self, graph_code: str, detail: str | None = None) -> None:
         super().__init__(detail, extensions={"graphCode": graph_code})
 
 
-class GraphUnavailable(ApiError):
+class GraphUnavailable(GraphFailure):
+    code, status, title = "graph_unavailable", 503, "Microsoft Graph is unavailable"
+
+
+class IdentityUnavailable(ApiError):
+    """The identity provider could not refresh a connection's access (5xx, timeout): nothing
+    was sent to Graph. Callers see the same answer as for Graph being down (the mailbox
+    cannot be reached either way, and the public code stays `graph_unavailable`); the type
+    says where it came from."""
+
     code, status, title = "graph_unavailable", 503, "Microsoft Graph is unavailable"
 
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
 
 class ConnectionStatus(StrEnum):
+    # No `revoked`: deleting a connection removes its row (and grant) outright, so no stored
+    # connection is ever in that state.
     ACTIVE = "active"
     REAUTH_REQUIRED = "reauth_required"
-    REVOKED = "revoked"
 
 
 @dataclass
@@ -28,4 +29,3 @@ class Connection:
     home_account_id: str = ""
     # The time of the due-index hint the connection is armed with (shared/store/due.py).
     due_at: datetime | None = None
-    etag: str | None = field(default=None, compare=False)

@@ -32,7 +32,12 @@ from msal.exceptions import MsalServiceError
 from shared.audit import AuditEvent, AuditSink, Outcome
 from shared.config import Settings
 from shared.connections.models import Connection, ConnectionStatus
-from shared.errors import ConnectionNotFound, GraphUnavailable, ReauthRequired, StorageUnavailable
+from shared.errors import (
+    ConnectionNotFound,
+    IdentityUnavailable,
+    ReauthRequired,
+    StorageUnavailable,
+)
 from shared.identity.msal_client import MsalClient
 from shared.lifecycle.planning import ACCESS_EARLY, WARM_WINDOW, Due, DueKind
 from shared.store.connections import ConnectionStore, SealedCache
@@ -209,7 +214,8 @@ class TokenService:
             )
         except (MsalServiceError, requests.RequestException):
             # The identity provider answered 5xx or could not be reached: nothing is wrong
-            # with the grant, so the caller gets 503 graph_unavailable (as the lifecycle does).
+            # with the grant: IdentityUnavailable (503 graph_unavailable), and the lifecycle
+            # backs off.
             return _Silent(None, 0, "identity_unavailable", None)
         if not result:
             return _Silent(None, 0, "no_refresh_token", None)
@@ -244,4 +250,4 @@ class TokenService:
                 reason=error,
             )
         )
-        raise GraphUnavailable("The identity provider could not refresh the mailbox's access.")
+        raise IdentityUnavailable("The identity provider could not refresh the mailbox's access.")

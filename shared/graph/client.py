@@ -79,10 +79,6 @@ class GraphRequest:
             return self.idempotent
         return self.method.upper() in _IDEMPOTENT_METHODS
 
-    @classmethod
-    def get(cls, path: str, params: Mapping[str, str] | None = None, **kwargs: Any) -> GraphRequest:
-        return cls("GET", path, params=params, **kwargs)
-
 
 @dataclass(frozen=True)
 class GraphResponse:
@@ -96,18 +92,6 @@ class GraphResponse:
 
     def json(self) -> Any:
         return json.loads(self.content) if self.content else None
-
-    @property
-    def content_type(self) -> str | None:
-        value: str | None = self.headers.get("content-type")
-        return value
-
-    @property
-    def next_link(self) -> str | None:
-        """`@odata.nextLink` of a collection page, if any."""
-        body = self.json()
-        link: object = body.get("@odata.nextLink") if isinstance(body, dict) else None
-        return link if isinstance(link, str) else None
 
 
 class GraphClient:

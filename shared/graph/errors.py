@@ -5,21 +5,23 @@ may quote personal data (addresses, subjects) and are never copied into our erro
 
 | Graph answer                                   | our error                         |
 |------------------------------------------------|-----------------------------------|
-| 400 with a caller-caused code (CALLER_CAUSED)  | ValidationFailed 400              |
+| 400 with a caller-caused code (CALLER_CAUSED)  | GraphValidationFailed 400         |
 | 400 any other code (our request was wrong)     | GraphError 502                    |
 | 401                                            | GraphUnauthorized (502 if leaked) |
-| 403                                            | Forbidden 403                     |
-| 404                                            | NotFound 404                      |
-| 409                                            | Conflict 409                      |
-| 413                                            | PayloadTooLarge 413               |
+| 403                                            | GraphForbidden 403                |
+| 404                                            | GraphNotFound 404                 |
+| 409                                            | GraphConflict 409                 |
+| 413                                            | GraphPayloadTooLarge 413          |
 | 429                                            | GraphThrottled 429 + Retry-After  |
 | 503 / 504 with Retry-After                     | GraphThrottled 503 + Retry-After  |
 | 502 / 503 / 504 without Retry-After            | GraphUnavailable 503              |
 | any other status (500, 405, 412, 424, ...)     | GraphError 502                    |
 | network error / timeout after retries          | GraphUnavailable 503              |
 
-Every error built here carries `graphCode` (Graph's code, or `HTTP<status>` when the body
-had none).
+Every error built here is a `GraphFailure` (shared.errors) and carries `graphCode` (Graph's
+code, or `HTTP<status>` when the body had none). The 4xx ones are also the public error they
+answer as (`GraphNotFound` is a `NotFound`): code and status are the caller's, the type says
+that Graph gave it.
 """
 
 from __future__ import annotations
@@ -30,10 +32,10 @@ import math
 from collections.abc import Mapping
 
 from shared.errors import (
-    ApiError,
     Conflict,
     Forbidden,
     GraphError,
+    GraphFailure,
     GraphThrottled,
     GraphUnavailable,
     NotFound,
@@ -59,6 +61,26 @@ CALLER_CAUSED_400 = frozenset(
         "ErrorMessageSizeExceeded",
     }
 )
+
+
+class GraphValidationFailed(GraphFailure, ValidationFailed):
+    """Graph refused a value the caller gave (400 with a CALLER_CAUSED_400 code)."""
+
+
+class GraphForbidden(GraphFailure, Forbidden):
+    """Graph denied access to the mailbox or item (403)."""
+
+
+class GraphNotFound(GraphFailure, NotFound):
+    """Graph has no such mailbox, folder or item (404)."""
+
+
+class GraphConflict(GraphFailure, Conflict):
+    """Graph reported a conflict (409)."""
+
+
+class GraphPayloadTooLarge(GraphFailure, PayloadTooLarge):
+    """Graph refused the request's size (413)."""
 
 
 class GraphUnauthorized(GraphError):
@@ -99,15 +121,15 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
     return seconds
 
 
-def error_for(status: int, headers: Mapping[str, str], body: bytes) -> ApiError:
+def error_for(status: int, headers: Mapping[str, str], body: bytes) -> GraphFailure:
     """The typed error for a final (not retried) Graph error answer."""
     code = graph_code_of(body) or f"HTTP{status}"
     extensions = {"graphCode": code}
     retry_after = parse_retry_after(headers)
-    error: ApiError
+    error: GraphFailure
     if status == 400:
         if code in CALLER_CAUSED_400:
-            error = ValidationFailed(
+            error = GraphValidationFailed(
                 "Microsoft Graph refused a value in the request", extensions=extensions
             )
         else:
@@ -116,15 +138,15 @@ def error_for(status: int, headers: Mapping[str, str], body: bytes) -> ApiError:
     elif status == 401:
         error = GraphUnauthorized(code)
     elif status == 403:
-        error = Forbidden(
+        error = GraphForbidden(
             "Microsoft Graph denied access to this mailbox or item", extensions=extensions
         )
     elif status == 404:
-        error = NotFound("The mailbox, folder or item does not exist", extensions=extensions)
+        error = GraphNotFound("The mailbox, folder or item does not exist", extensions=extensions)
     elif status == 409:
-        error = Conflict(extensions=extensions)
+        error = GraphConflict(extensions=extensions)
     elif status == 413:
-        error = PayloadTooLarge(extensions=extensions)
+        error = GraphPayloadTooLarge(extensions=extensions)
     elif status == 429:
         error = GraphThrottled(_whole_seconds(retry_after, default=1), status=429)
     elif status in (503, 504) and retry_after is not None:

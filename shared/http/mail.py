@@ -23,7 +23,7 @@ from shared.errors import (
 )
 from shared.graph import ListQuery, MessageFilters
 from shared.http.api import ApiBlueprint, ApiRequest, ResponseSpec, json_response
-from shared.http.models import ApiModel
+from shared.http.models import ApiModel, MailboxQuery, mailbox_field
 from shared.mail.models import AttachmentInfo, AttachmentList, FolderList, Message, MessageList
 from shared.mail.service import MailReader
 
@@ -40,15 +40,6 @@ _ERRORS = (
     GraphUnavailable,
     StorageUnavailable,
 )
-_MAILBOX = Field(
-    default=None,
-    max_length=256,
-    description="A shared mailbox (UPN or id) the connected user may access; default: their own.",
-)
-
-
-class MailboxQuery(ApiModel):
-    mailbox: str | None = _MAILBOX
 
 
 class MessageListQuery(ApiModel):
@@ -76,7 +67,7 @@ class MessageListQuery(ApiModel):
         default=None, max_length=1024, description="Comma-separated message fields."
     )
     orderBy: Literal["receivedDateTime desc", "receivedDateTime asc"] | None = None
-    mailbox: str | None = _MAILBOX
+    mailbox: str | None = mailbox_field()
 
     @field_validator("receivedAfter", "receivedBefore")
     @classmethod
@@ -107,19 +98,15 @@ class MessageListQuery(ApiModel):
         )
 
 
-def _fields(csv: str | None) -> list[str] | None:
-    return [f.strip() for f in csv.split(",") if f.strip()] if csv else None
-
-
 class MessageQuery(ApiModel):
     bodyType: Literal["html", "text"] = "html"
     includeAttachments: bool = False
-    mailbox: str | None = _MAILBOX
+    mailbox: str | None = mailbox_field()
 
 
 class PageQuery(ApiModel):
     cursor: str | None = Field(default=None, max_length=8192)
-    mailbox: str | None = _MAILBOX
+    mailbox: str | None = mailbox_field()
 
 
 def _reader() -> MailReader:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import azure.functions as func
@@ -32,7 +32,7 @@ from shared.errors import (
     ValidationFailed,
 )
 from shared.http.api import ApiBlueprint, ApiRequest, HeaderParameter, ResponseSpec
-from shared.http.models import ApiModel
+from shared.http.models import ApiModel, MailboxQuery, mailbox_field
 from shared.http.problems import render_problem
 from shared.mail.bulk import BulkRunner
 from shared.mail.compose import (
@@ -52,8 +52,10 @@ from shared.mail.compose import (
 )
 from shared.mail.idempotency import HEADER, IdempotencyGuard, fingerprint
 from shared.mail.models import AttachmentInfo, MailFolder, Message
-from shared.mail.writer import WriteContext
 from shared.store.idempotency import StoredResponse
+
+if TYPE_CHECKING:
+    from shared.connections.mailbox import ConnectedMailbox
 
 IDEMPOTENCY_KEY = HeaderParameter(
     HEADER,
@@ -81,15 +83,6 @@ _IDEMPOTENCY = (
     " Accepts an `Idempotency-Key` header: the same key and request within 24 h answers the "
     "first response and changes nothing; the same key with another request is 409 conflict."
 )
-_MAILBOX = Field(
-    default=None,
-    max_length=256,
-    description="A shared mailbox (UPN or id) the connected user may access; default: their own.",
-)
-
-
-class MailboxQuery(ApiModel):
-    mailbox: str | None = _MAILBOX
 
 
 class DeleteQuery(ApiModel):
@@ -98,13 +91,7 @@ class DeleteQuery(ApiModel):
         description="trash: move to Deleted Items; soft: Graph DELETE (Recoverable Items); "
         "permanent: purge (permanentDelete).",
     )
-    mailbox: str | None = _MAILBOX
-
-
-def _ctx(request: ApiRequest, mailbox: str | None) -> WriteContext:
-    return WriteContext(
-        request.caller, request.route("connectionId"), mailbox, request.correlation_id
-    )
+    mailbox: str | None = mailbox_field()
 
 
 def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> StoredResponse:
@@ -116,15 +103,22 @@ def _location(request: ApiRequest, *segments: str) -> str:
     return "/api/connections/{}/{}".format(cid, "/".join(quote(s, safe="=") for s in segments))
 
 
-async def _write(
-    request: ApiRequest, mailbox: str | None, produce: Callable[[], Awaitable[StoredResponse]]
-) -> func.HttpResponse:
-    """Run `produce` under the request's Idempotency-Key (if any) and answer its response."""
+Produce = Callable[["ConnectedMailbox"], Awaitable[StoredResponse]]
+
+
+async def _write(request: ApiRequest, mailbox: str | None, produce: Produce) -> func.HttpResponse:
+    """Open the connection for writing (the one authorization of the request), then run
+    `produce` on it under the request's Idempotency-Key (if any) and answer its response."""
     container = get_container()
+    # Before a replay too: a key never reveals anything about another's connection.
+    mb = await container.mailboxes.open(
+        request.caller,
+        request.route("connectionId"),
+        mailbox,
+        write=True,
+        correlation_id=request.correlation_id,
+    )
     key = request.raw.headers.get(HEADER.lower())
-    if key is not None:
-        # Authorize before a replay: a key never reveals anything about another's connection.
-        await container.mail_writer.authorize(_ctx(request, mailbox))
     raw = request.raw
     query = "&".join(f"{k}={v}" for k, v in sorted(dict(raw.params).items()))
     type_base = str(container.settings.PROBLEM_TYPE_BASE_URL)
@@ -143,7 +137,7 @@ async def _write(
         request.route("connectionId"),
         key,
         fingerprint(raw.method, _path_of(raw.url), query, raw.get_body()),
-        produce,
+        lambda: produce(mb),
         render,
     )
     return func.HttpResponse(
@@ -175,10 +169,9 @@ def _path_of(url: str) -> str:
 async def messages_send(request: ApiRequest) -> func.HttpResponse:
     query = request.query(MailboxQuery)
     body = request.json(SendMessageBody)
-    ctx = _ctx(request, query.mailbox)
 
-    async def produce() -> StoredResponse:
-        sent = await get_container().mail_writer.send(ctx, body)
+    async def produce(mb: ConnectedMailbox) -> StoredResponse:
+        sent = await get_container().mail_writer.send(mb, body)
         return _json(202, sent.as_json())
 
     return await _write(request, query.mailbox, produce)
@@ -198,10 +191,9 @@ async def messages_send(request: ApiRequest) -> func.HttpResponse:
 async def drafts_create(request: ApiRequest) -> func.HttpResponse:
     query = request.query(MailboxQuery)
     body = request.json(DraftCreateBody)
-    ctx = _ctx(request, query.mailbox)
 
-    async def produce() -> StoredResponse:
-        draft = await get_container().mail_writer.create_draft(ctx, body)
+    async def produce(mb: ConnectedMailbox) -> StoredResponse:
+        draft = await get_container().mail_writer.create_draft(mb, body)
         location = _location(request, "messages", str(draft.get("id", "")))
         return _json(201, draft, {"Location": location})
 
@@ -222,11 +214,10 @@ async def drafts_create(request: ApiRequest) -> func.HttpResponse:
 async def drafts_update(request: ApiRequest) -> func.HttpResponse:
     query = request.query(MailboxQuery)
     body = request.json(DraftUpdateBody)
-    ctx = _ctx(request, query.mailbox)
 
-    async def produce() -> StoredResponse:
+    async def produce(mb: ConnectedMailbox) -> StoredResponse:
         writer = get_container().mail_writer
-        return _json(200, await writer.update_draft(ctx, request.route("draftId"), body))
+        return _json(200, await writer.update_draft(mb, request.route("draftId"), body))
 
     return await _write(request, query.mailbox, produce)
 
@@ -243,10 +234,9 @@ async def drafts_update(request: ApiRequest) -> func.HttpResponse:
 )
 async def drafts_send(request: ApiRequest) -> func.HttpResponse:
     query = request.query(MailboxQuery)
-    ctx = _ctx(request, query.mailbox)
 
-    async def produce() -> StoredResponse:
-        sent = await get_container().mail_writer.send_draft(ctx, request.route("draftId"))
+    async def produce(mb: ConnectedMailbox) -> StoredResponse:
+        sent = await get_container().mail_writer.send_draft(mb, request.route("draftId"))
         return _json(202, sent.as_json())
 
     return await _write(request, query.mailbox, produce)
@@ -269,11 +259,10 @@ def _respond_route(action: str) -> None:
     async def handler(request: ApiRequest) -> func.HttpResponse:
         query = request.query(MailboxQuery)
         body = request.json(ReplyBody)
-        ctx = _ctx(request, query.mailbox)
 
-        async def produce() -> StoredResponse:
+        async def produce(mb: ConnectedMailbox) -> StoredResponse:
             writer = get_container().mail_writer
-            sent = await writer.respond(ctx, request.route("messageId"), action, body)
+            sent = await writer.respond(mb, request.route("messageId"), action, body)
             return _json(202, sent.as_json())
 
         return await _write(request, query.mailbox, produce)
@@ -298,11 +287,10 @@ for _action in ("reply", "replyAll", "forward"):
 async def messages_update(request: ApiRequest) -> func.HttpResponse:
     query = request.query(MailboxQuery)
     body = request.json(MessagePatchBody)
-    ctx = _ctx(request, query.mailbox)
 
-    async def produce() -> StoredResponse:
+    async def produce(mb: ConnectedMailbox) -> StoredResponse:
         writer = get_container().mail_writer
-        return _json(200, await writer.update_message(ctx, request.route("messageId"), body))
+        return _json(200, await writer.update_message(mb, request.route("messageId"), body))
 
     return await _write(request, query.mailbox, produce)
 
@@ -323,12 +311,11 @@ def _move_route(action: str) -> None:
     async def handler(request: ApiRequest) -> func.HttpResponse:
         query = request.query(MailboxQuery)
         body = request.json(DestinationBody)
-        ctx = _ctx(request, query.mailbox)
 
-        async def produce() -> StoredResponse:
+        async def produce(mb: ConnectedMailbox) -> StoredResponse:
             writer = get_container().mail_writer
             moved = await writer.move(
-                ctx, request.route("messageId"), body.destinationFolder, copy=action == "copy"
+                mb, request.route("messageId"), body.destinationFolder, copy=action == "copy"
             )
             return _json(200, moved)
 
@@ -351,10 +338,9 @@ for _action in ("move", "copy"):
 )
 async def messages_delete(request: ApiRequest) -> func.HttpResponse:
     query = request.query(DeleteQuery)
-    ctx = _ctx(request, query.mailbox)
 
-    async def produce() -> StoredResponse:
-        await get_container().mail_writer.delete(ctx, request.route("messageId"), query.mode)
+    async def produce(mb: ConnectedMailbox) -> StoredResponse:
+        await get_container().mail_writer.delete(mb, request.route("messageId"), query.mode)
         return StoredResponse(204, {}, b"")
 
     return await _write(request, query.mailbox, produce)
@@ -376,10 +362,9 @@ async def messages_delete(request: ApiRequest) -> func.HttpResponse:
 async def messages_bulk(request: ApiRequest) -> func.HttpResponse:
     query = request.query(MailboxQuery)
     body = request.json(BulkBody)
-    ctx = _ctx(request, query.mailbox)
 
-    async def produce() -> StoredResponse:
-        return _json(200, await BulkRunner(get_container().mail_writer).run(ctx, body))
+    async def produce(mb: ConnectedMailbox) -> StoredResponse:
+        return _json(200, await BulkRunner(get_container().mail_writer).run(mb, body))
 
     return await _write(request, query.mailbox, produce)
 
@@ -400,11 +385,10 @@ async def messages_bulk(request: ApiRequest) -> func.HttpResponse:
 async def attachments_add(request: ApiRequest) -> func.HttpResponse:
     query = request.query(MailboxQuery)
     body = request.json(AttachmentIn)
-    ctx = _ctx(request, query.mailbox)
     message_id = request.route("messageId")
 
-    async def produce() -> StoredResponse:
-        info = await get_container().mail_writer.add_attachment(ctx, message_id, body)
+    async def produce(mb: ConnectedMailbox) -> StoredResponse:
+        info = await get_container().mail_writer.add_attachment(mb, message_id, body)
         headers = {}
         if info.get("id"):
             headers["Location"] = _location(
@@ -430,10 +414,9 @@ async def attachments_add(request: ApiRequest) -> func.HttpResponse:
 async def folders_create(request: ApiRequest) -> func.HttpResponse:
     query = request.query(MailboxQuery)
     body = request.json(FolderCreateBody)
-    ctx = _ctx(request, query.mailbox)
 
-    async def produce() -> StoredResponse:
-        folder = await get_container().mail_writer.create_folder(ctx, body)
+    async def produce(mb: ConnectedMailbox) -> StoredResponse:
+        folder = await get_container().mail_writer.create_folder(mb, body)
         location = _location(request, "folders", str(folder.get("id", "")))
         return _json(201, folder, {"Location": location})
 
@@ -454,11 +437,10 @@ async def folders_create(request: ApiRequest) -> func.HttpResponse:
 async def folders_rename(request: ApiRequest) -> func.HttpResponse:
     query = request.query(MailboxQuery)
     body = request.json(FolderRenameBody)
-    ctx = _ctx(request, query.mailbox)
 
-    async def produce() -> StoredResponse:
+    async def produce(mb: ConnectedMailbox) -> StoredResponse:
         writer = get_container().mail_writer
-        folder = await writer.rename_folder(ctx, request.route("folderId"), body.displayName)
+        folder = await writer.rename_folder(mb, request.route("folderId"), body.displayName)
         return _json(200, folder)
 
     return await _write(request, query.mailbox, produce)
@@ -476,10 +458,9 @@ async def folders_rename(request: ApiRequest) -> func.HttpResponse:
 )
 async def folders_delete(request: ApiRequest) -> func.HttpResponse:
     query = request.query(MailboxQuery)
-    ctx = _ctx(request, query.mailbox)
 
-    async def produce() -> StoredResponse:
-        await get_container().mail_writer.delete_folder(ctx, request.route("folderId"))
+    async def produce(mb: ConnectedMailbox) -> StoredResponse:
+        await get_container().mail_writer.delete_folder(mb, request.route("folderId"))
         return StoredResponse(204, {}, b"")
 
     return await _write(request, query.mailbox, produce)

@@ -1,4 +1,5 @@
-"""Pydantic models shared by every HTTP adapter: the base model and the problem document."""
+"""Pydantic models shared by every HTTP adapter: the base model, the problem document, and
+the `mailbox` query parameter of every mail route."""
 
 from __future__ import annotations
 
@@ -11,6 +12,20 @@ class ApiModel(BaseModel):
     """Base of request and response bodies: camelCase on the wire, unknown fields refused."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+def mailbox_field() -> Any:
+    """The optional `mailbox` query parameter, the same on every mail route."""
+    return Field(
+        default=None,
+        max_length=256,
+        description="A shared mailbox (UPN or id) the connected user may access; default: "
+        "their own.",
+    )
+
+
+class MailboxQuery(ApiModel):
+    mailbox: str | None = mailbox_field()
 
 
 class ProblemItem(ApiModel):

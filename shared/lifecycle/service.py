@@ -25,14 +25,11 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-import requests
-from msal.exceptions import MsalServiceError
-
 from shared.audit import AuditEvent, AuditSink, Outcome
 from shared.connections.models import ConnectionStatus
 from shared.errors import (
     ConnectionNotFound,
-    GraphUnavailable,
+    IdentityUnavailable,
     KeyProviderUnavailable,
     ReauthRequired,
     StorageUnavailable,
@@ -313,10 +310,11 @@ class LifecycleService:
             return ItemOutcome.SKIPPED
         except ReauthRequired:
             return ItemOutcome.REAUTH_REQUIRED  # the token service marked and audited it
-        except (GraphUnavailable, MsalServiceError, requests.RequestException) as exc:
-            # 5xx / timeouts / throttling at the identity provider: MSAL raises on a 5xx,
-            # requests on a timeout, the token service for an OAuth error other than a lost
-            # grant. `work` writes the retry hint (with backoff) for the batch's failures.
+        except IdentityUnavailable as exc:
+            # 5xx / timeouts / throttling at the identity provider, or an OAuth error other
+            # than a lost grant: the token service turns each (MSAL's and requests' exceptions
+            # included) into this one. `work` writes the retry hint (with backoff) for the
+            # batch's failures.
             logger.info(
                 "refresh of %s failed (%s); backing off", item.connection_id, type(exc).__name__
             )

@@ -18,18 +18,21 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from shared.connections.mailbox import ConnectedMailbox
 from shared.errors import (
     FieldError,
     GraphError,
     GraphThrottled,
     GraphUnavailable,
+    IdentityUnavailable,
     StorageUnavailable,
     ValidationFailed,
 )
 from shared.graph import GraphRequest, MailboxPath, error_for, graph_id
 from shared.graph.errors import parse_retry_after
+from shared.graph.headers import IMMUTABLE_ID_PREFERENCE
 from shared.mail.compose import BulkBody
-from shared.mail.writer import MailWriter, WriteContext, delete_request, destination_id
+from shared.mail.writer import MailWriter, delete_request, destination_id
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +40,6 @@ BATCH_SIZE = 20
 BATCHES_IN_FLIGHT = 4
 MAX_ROUNDS = 5
 MAX_WAIT_SECONDS = 30.0
-_IMMUTABLE = {"Prefer": 'IdType="ImmutableId"'}
 
 
 @dataclass(frozen=True)
@@ -114,12 +116,10 @@ class BulkRunner:
         self._max_rounds = max_rounds
         self._sleep = sleep
 
-    async def run(self, ctx: WriteContext, body: BulkBody) -> dict[str, Any]:
+    async def run(self, mb: ConnectedMailbox, body: BulkBody) -> dict[str, Any]:
         check(body)
-        async with self._writer.audited(f"mail.bulk.{body.action}", ctx) as counts:
-            await self._writer.authorize(ctx)
-            path = MailboxPath.of(ctx.mailbox)
-            requests = {i: sub_request(path, mid, body) for i, mid in enumerate(body.ids)}
+        async with self._writer.audited(f"mail.bulk.{body.action}", mb) as counts:
+            requests = {i: sub_request(mb.path, mid, body) for i, mid in enumerate(body.ids)}
             results: dict[int, ItemResult] = {}
             gate = asyncio.Semaphore(self._in_flight)
             chunks = [
@@ -129,7 +129,7 @@ class BulkRunner:
 
             async def one_chunk(indexes: list[int]) -> None:
                 async with gate:
-                    results.update(await self._chunk(ctx, body.ids, indexes, requests))
+                    results.update(await self._chunk(mb, body.ids, indexes, requests))
 
             await asyncio.gather(*(one_chunk(c) for c in chunks))
             ordered = [results[i] for i in range(len(body.ids))]
@@ -146,7 +146,7 @@ class BulkRunner:
 
     async def _chunk(
         self,
-        ctx: WriteContext,
+        mb: ConnectedMailbox,
         ids: Sequence[str],
         indexes: list[int],
         requests: dict[int, GraphRequest],
@@ -155,8 +155,14 @@ class BulkRunner:
         pending = list(indexes)
         for round_number in range(1, self._max_rounds + 1):
             try:
-                answers = await self._batch(ctx, pending, requests)
-            except (GraphThrottled, GraphUnavailable, GraphError, StorageUnavailable) as error:
+                answers = await self._batch(mb, pending, requests)
+            except (
+                GraphThrottled,
+                GraphUnavailable,
+                GraphError,
+                IdentityUnavailable,
+                StorageUnavailable,
+            ) as error:
                 # The batch as a whole failed: each of its ids says so, none is hidden.
                 for index in pending:
                     results[index] = ItemResult(ids[index], error.http_status, error.code)
@@ -183,12 +189,10 @@ class BulkRunner:
         return results
 
     async def _batch(
-        self, ctx: WriteContext, indexes: list[int], requests: dict[int, GraphRequest]
+        self, mb: ConnectedMailbox, indexes: list[int], requests: dict[int, GraphRequest]
     ) -> dict[int, tuple[int, dict[str, str], bytes]]:
         payload = {"requests": [_batch_item(str(i), requests[i]) for i in indexes]}
-        response = await self._writer.graph(
-            ctx, lambda _: GraphRequest("POST", "/$batch", json=payload, idempotent=False)
-        )
+        response = await mb.send(GraphRequest("POST", "/$batch", json=payload, idempotent=False))
         out: dict[int, tuple[int, dict[str, str], bytes]] = {}
         for answer in (response.json() or {}).get("responses") or []:
             try:
@@ -218,7 +222,8 @@ def _batch_item(item_id: str, request: GraphRequest) -> dict[str, Any]:
         "id": item_id,
         "method": request.method,
         "url": batch_url(request.path),
-        "headers": dict(_IMMUTABLE),
+        # Sub-requests do not inherit the batch's own headers: each asks for immutable ids.
+        "headers": {"Prefer": IMMUTABLE_ID_PREFERENCE},
     }
     if request.json is not None or request.method in ("POST", "PATCH", "PUT"):
         # $batch wants a body and Content-Type on every write, even an empty action.

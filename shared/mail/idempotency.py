@@ -22,6 +22,7 @@ from shared.errors import (
     ApiError,
     Conflict,
     FieldError,
+    GraphFailure,
     GraphThrottled,
     InternalError,
     ValidationFailed,
@@ -57,9 +58,12 @@ def check_key(key: str) -> str:
 def _nothing_happened(error: ApiError) -> bool:
     """True when the write certainly had no effect, so the key may be used again."""
     if isinstance(error, GraphThrottled):
-        return True
-    # Errors we raise ourselves (limits, validation, authorization) carry no Graph code.
-    return "graphCode" not in error.extensions and error.http_status < 500
+        return True  # Graph's own word that the request was not processed
+    if isinstance(error, GraphFailure):
+        return False  # Graph saw the request (or may have: a lost answer) and may have acted
+    # Our own refusals (limits, validation, authorization) come before any Graph call; a
+    # 5xx of ours (storage, the identity provider) may come after one.
+    return error.http_status < 500
 
 
 class IdempotencyGuard:

@@ -8,8 +8,9 @@ message on the hot path; a test checks that what the sandbox returns validates a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -127,3 +128,13 @@ class AttachmentList(GraphModel):
 def wire_fields(model: type[BaseModel]) -> frozenset[str]:
     """The JSON names a model allows (aliases where set)."""
     return frozenset(f.alias or name for name, f in model.model_fields.items())
+
+
+MESSAGE_FIELDS = wire_fields(Message)
+FOLDER_FIELDS = wire_fields(MailFolder)
+ATTACHMENT_FIELDS = wire_fields(AttachmentInfo)
+
+
+def only(item: Mapping[str, Any] | None, fields: frozenset[str]) -> dict[str, Any]:
+    """Graph's JSON cut down to the documented fields: nothing undocumented reaches a caller."""
+    return {k: v for k, v in (item or {}).items() if k in fields}

@@ -1,37 +1,24 @@
 """Reading mail: list, get, MIME, folders, attachments — for one connection, as its caller.
 
-Each use case: authorize the caller for the connection (someone else's is 404), get the
-connection's access token (refreshed once if Graph says 401), send one Graph request through
-the client's policies, and pass Graph's JSON back through an allow-list of documented fields.
+Each use case opens the connection once (`Mailboxes.open`: the caller authorized, someone
+else's is 404; the handle holds the token, refreshed once if Graph says 401), sends its
+Graph requests through the handle, and passes Graph's JSON back through an allow-list of
+documented fields.
 Audit records what was read (connection, mailbox, item count, Graph request-id), never what
 it said.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from shared.audit import AuditEvent, AuditSink, Outcome
 from shared.auth.caller import Caller
-from shared.connections.models import Connection
-from shared.connections.service import ConnectionService
-from shared.connections.tokens import TokenService
-from shared.graph import (
-    CursorCodec,
-    GraphClient,
-    GraphRequest,
-    GraphResponse,
-    GraphUnauthorized,
-    ListQuery,
-    MailboxPath,
-)
-from shared.mail.models import AttachmentInfo, MailFolder, Message, wire_fields
+from shared.connections.mailbox import ConnectedMailbox, Mailboxes
+from shared.graph import CursorCodec, GraphRequest, GraphResponse, ListQuery
+from shared.mail.models import ATTACHMENT_FIELDS, FOLDER_FIELDS, MESSAGE_FIELDS, only
 
-_MESSAGE_FIELDS = wire_fields(Message)
-_FOLDER_FIELDS = wire_fields(MailFolder)
-_ATTACHMENT_FIELDS = wire_fields(AttachmentInfo)
 # Folder and attachment listings are small; one page of this size covers real mailboxes.
 _PAGE = 100
 
@@ -49,99 +36,48 @@ class Content:
     filename: str | None
 
 
-def _only(item: Mapping[str, Any], fields: frozenset[str]) -> dict[str, Any]:
-    return {k: v for k, v in item.items() if k in fields}
+# Without $select Graph would inline every attachment's contentBytes.
+_ATTACHMENT_SELECT = {"$select": "id,name,contentType,size,isInline,lastModifiedDateTime"}
 
 
 class MailReader:
-    def __init__(
-        self,
-        connections: ConnectionService,
-        tokens: TokenService,
-        graph: GraphClient,
-        cursors: CursorCodec,
-        audit: AuditSink,
-    ) -> None:
-        self._connections = connections
-        self._tokens = tokens
-        self._graph = graph
+    def __init__(self, mailboxes: Mailboxes, cursors: CursorCodec, audit: AuditSink) -> None:
+        self._mailboxes = mailboxes
         self._cursors = cursors
         self._audit = audit
 
-    async def send(
-        self,
-        caller: Caller,
-        connection_id: str,
-        build: Any,
-        mailbox: str | None,
-        correlation_id: str,
-        *,
-        write: bool = False,
-    ) -> tuple[Connection, GraphResponse]:
-        """Authorize, then send `build(MailboxPath)` as the connection, refreshing once on 401."""
-        connection = await self._connections.get(caller, connection_id, write=write)
-        request: GraphRequest = build(MailboxPath.of(mailbox))
-        mailbox_key = (mailbox or connection.mailbox).lower()
-        token = await self._tokens.access_token(connection, correlation_id)
-        try:
-            response = await self._graph.send(
-                request, token=token, mailbox_key=mailbox_key, correlation_id=correlation_id
-            )
-        except GraphUnauthorized:
-            # The cached token was revoked or expired early: one refresh, one more try.
-            self._tokens.forget(connection.id)
-            token = await self._tokens.access_token(connection, correlation_id, force_refresh=True)
-            response = await self._graph.send(
-                request, token=token, mailbox_key=mailbox_key, correlation_id=correlation_id
-            )
-        return connection, response
+    async def _open(
+        self, caller: Caller, connection_id: str, mailbox: str | None, cid: str
+    ) -> ConnectedMailbox:
+        return await self._mailboxes.open(caller, connection_id, mailbox, correlation_id=cid)
 
-    def _audit_read(
-        self,
-        connection: Connection,
-        mailbox: str | None,
-        response: GraphResponse,
-        count: int,
-        cid: str,
-    ) -> None:
+    def _audit_read(self, mb: ConnectedMailbox, response: GraphResponse, count: int) -> None:
         self._audit.emit(
             AuditEvent(
                 "mail.read",
                 Outcome.SUCCESS,
-                cid,
-                connection_id=connection.id,
-                mailbox=(mailbox or connection.mailbox).lower(),
+                mb.correlation_id,
+                connection_id=mb.connection_id,
+                mailbox=mb.key,
                 graph_request_id=response.request_id,
                 counts={"items": count},
             )
         )
 
     async def _page(
-        self,
-        caller: Caller,
-        connection_id: str,
-        first: GraphRequest,
-        cursor: str | None,
-        mailbox: str | None,
-        fields: frozenset[str],
-        cid: str,
-        prefer: tuple[str, ...] = (),
+        self, mb: ConnectedMailbox, first: GraphRequest, cursor: str | None, fields: frozenset[str]
     ) -> Page:
         # A cursor is checked (signature, expiry, connection, Graph host) before anything is
         # sent; the next link it carries replaces the first request.
         request = (
-            GraphRequest("GET", self._cursors.decode(cursor, connection_id), prefer=prefer)
-            if cursor
-            else first
+            GraphRequest("GET", self._cursors.decode(cursor, mb.connection_id)) if cursor else first
         )
-        connection, response = await self.send(
-            caller, connection_id, lambda _: request, mailbox, cid
-        )
+        response = await mb.send(request)
         body = response.json() or {}
-        items = [_only(item, fields) for item in body.get("value", [])]
+        items = [only(item, fields) for item in body.get("value", [])]
         next_link = body.get("@odata.nextLink")
-        self._audit_read(connection, mailbox, response, len(items), cid)
-        return Page(items, self._cursors.encode(next_link, connection_id) if next_link else None)
+        self._audit_read(mb, response, len(items))
+        return Page(items, self._cursors.encode(next_link, mb.connection_id) if next_link else None)
 
     async def list_messages(
         self,
@@ -154,15 +90,13 @@ class MailReader:
         mailbox: str | None,
         correlation_id: str,
     ) -> Page:
-        path = MailboxPath.of(mailbox)
+        mb = await self._open(caller, connection_id, mailbox, correlation_id)
         first = GraphRequest(
             "GET",
-            path.messages() if folder == "all" else path.folder_messages(folder),
+            mb.path.messages() if folder == "all" else mb.path.folder_messages(folder),
             params=query.params() if not cursor else None,
         )
-        return await self._page(
-            caller, connection_id, first, cursor, mailbox, _MESSAGE_FIELDS, correlation_id
-        )
+        return await self._page(mb, first, cursor, MESSAGE_FIELDS)
 
     async def get_message(
         self,
@@ -175,38 +109,30 @@ class MailReader:
         mailbox: str | None,
         correlation_id: str,
     ) -> dict[str, Any]:
+        mb = await self._open(caller, connection_id, mailbox, correlation_id)
         prefer = (f'outlook.body-content-type="{body_type}"',)
         params = (
             {"$expand": "attachments($select=id,name,contentType,size,isInline)"}
-            if (include_attachments)
+            if include_attachments
             else None
         )
-        connection, response = await self.send(
-            caller,
-            connection_id,
-            lambda p: GraphRequest("GET", p.message(message_id), params=params, prefer=prefer),
-            mailbox,
-            correlation_id,
+        response = await mb.send(
+            GraphRequest("GET", mb.path.message(message_id), params=params, prefer=prefer)
         )
-        message = _only(response.json() or {}, _MESSAGE_FIELDS)
+        message = only(response.json() or {}, MESSAGE_FIELDS)
         if "attachments" in message:
             message["attachments"] = [
-                _only(a, _ATTACHMENT_FIELDS) for a in message["attachments"] or []
+                only(a, ATTACHMENT_FIELDS) for a in message["attachments"] or []
             ]
-        self._audit_read(connection, mailbox, response, 1, correlation_id)
+        self._audit_read(mb, response, 1)
         return message
 
     async def get_mime(
         self, caller: Caller, connection_id: str, message_id: str, mailbox: str | None, cid: str
     ) -> bytes:
-        connection, response = await self.send(
-            caller,
-            connection_id,
-            lambda p: GraphRequest("GET", p.message_mime(message_id)),
-            mailbox,
-            cid,
-        )
-        self._audit_read(connection, mailbox, response, 1, cid)
+        mb = await self._open(caller, connection_id, mailbox, cid)
+        response = await mb.send(GraphRequest("GET", mb.path.message_mime(message_id)))
+        self._audit_read(mb, response, 1)
         return response.content
 
     async def list_folders(
@@ -219,15 +145,13 @@ class MailReader:
         mailbox: str | None,
         correlation_id: str,
     ) -> Page:
-        path = MailboxPath.of(mailbox)
+        mb = await self._open(caller, connection_id, mailbox, correlation_id)
         first = GraphRequest(
             "GET",
-            path.child_folders(parent) if parent else path.folders(),
+            mb.path.child_folders(parent) if parent else mb.path.folders(),
             params={"$top": str(_PAGE)},
         )
-        return await self._page(
-            caller, connection_id, first, cursor, mailbox, _FOLDER_FIELDS, correlation_id
-        )
+        return await self._page(mb, first, cursor, FOLDER_FIELDS)
 
     async def list_attachments(
         self,
@@ -238,15 +162,11 @@ class MailReader:
         mailbox: str | None,
         cid: str,
     ) -> Page:
-        # Without $select Graph would inline every attachment's contentBytes.
-        first = GraphRequest(
-            "GET",
-            MailboxPath.of(mailbox).attachments(message_id),
-            params={"$select": "id,name,contentType,size,isInline,lastModifiedDateTime"},
-        )
-        return await self._page(
-            caller, connection_id, first, None, mailbox, _ATTACHMENT_FIELDS, cid
-        )
+        mb = await self._open(caller, connection_id, mailbox, cid)
+        first = GraphRequest("GET", mb.path.attachments(message_id), params=_ATTACHMENT_SELECT)
+        # Graph pages a long attachment list like any collection (api.md: attachments too):
+        # its nextLink comes back as `nextCursor` and is followed here.
+        return await self._page(mb, first, cursor, ATTACHMENT_FIELDS)
 
     async def get_attachment(
         self,
@@ -257,19 +177,19 @@ class MailReader:
         mailbox: str | None,
         cid: str,
     ) -> dict[str, Any]:
-        connection, response = await self.send(
-            caller,
-            connection_id,
-            lambda p: GraphRequest(
-                "GET",
-                p.attachment(message_id, attachment_id),
-                params={"$select": "id,name,contentType,size,isInline,lastModifiedDateTime"},
-            ),
-            mailbox,
-            cid,
+        mb = await self._open(caller, connection_id, mailbox, cid)
+        return await self._attachment_info(mb, message_id, attachment_id)
+
+    async def _attachment_info(
+        self, mb: ConnectedMailbox, message_id: str, attachment_id: str
+    ) -> dict[str, Any]:
+        response = await mb.send(
+            GraphRequest(
+                "GET", mb.path.attachment(message_id, attachment_id), params=_ATTACHMENT_SELECT
+            )
         )
-        self._audit_read(connection, mailbox, response, 1, cid)
-        return _only(response.json() or {}, _ATTACHMENT_FIELDS)
+        self._audit_read(mb, response, 1)
+        return only(response.json() or {}, ATTACHMENT_FIELDS)
 
     async def attachment_content(
         self,
@@ -280,17 +200,12 @@ class MailReader:
         mailbox: str | None,
         cid: str,
     ) -> Content:
-        info = await self.get_attachment(
-            caller, connection_id, message_id, attachment_id, mailbox, cid
+        mb = await self._open(caller, connection_id, mailbox, cid)
+        info = await self._attachment_info(mb, message_id, attachment_id)
+        response = await mb.send(
+            GraphRequest("GET", mb.path.attachment_content(message_id, attachment_id))
         )
-        connection, response = await self.send(
-            caller,
-            connection_id,
-            lambda p: GraphRequest("GET", p.attachment_content(message_id, attachment_id)),
-            mailbox,
-            cid,
-        )
-        self._audit_read(connection, mailbox, response, 1, cid)
+        self._audit_read(mb, response, 1)
         return Content(
             response.content,
             str(info.get("contentType") or "application/octet-stream"),

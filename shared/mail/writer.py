@@ -1,8 +1,9 @@
 """Writing mail for one connection, as its caller: send, drafts, reply/forward, update,
 move/copy, delete, folders, attachments.
 
-Every Graph call goes through `MailReader.send` (authorize the caller for the connection,
-the connection's token, one refresh on 401, the client's retry rule and mailbox limiter).
+Every method works on a `ConnectedMailbox` opened for writing (the caller authorized once,
+the connection's token with one refresh on 401, the mailbox path), and every Graph call goes
+through it and so through the client's retry rule and mailbox limiter.
 Limits (recipients, attachment and message size) are checked before the first Graph call.
 sendMail, reply and forward are non-idempotent POSTs: the client retries them only when
 Graph said the request was not processed (429, 503 + Retry-After). Each write emits one
@@ -15,7 +16,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -23,9 +24,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from shared.audit import AuditEvent, AuditSink, Outcome
-from shared.auth.caller import Caller
-from shared.connections.models import Connection
-from shared.connections.service import ConnectionService
+from shared.connections.mailbox import ConnectedMailbox
 from shared.errors import (
     ApiError,
     FieldError,
@@ -33,7 +32,7 @@ from shared.errors import (
     PayloadTooLarge,
     ValidationFailed,
 )
-from shared.graph import GraphRequest, GraphResponse, MailboxPath, folder_segment, graph_id
+from shared.graph import GraphRequest, MailboxPath, folder_segment, graph_id
 from shared.graph.paths import WELL_KNOWN_FOLDERS
 from shared.mail.compose import (
     AttachmentIn,
@@ -47,8 +46,7 @@ from shared.mail.compose import (
     SendMessageBody,
     recipient_json,
 )
-from shared.mail.models import AttachmentInfo, MailFolder, Message, wire_fields
-from shared.mail.service import MailReader
+from shared.mail.models import FOLDER_FIELDS, MESSAGE_FIELDS, only
 from shared.mail.upload import (
     MAX_ATTACHMENT_BYTES,
     SMALL_ATTACHMENT_BYTES,
@@ -67,9 +65,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_MESSAGE_FIELDS = wire_fields(Message)
-_FOLDER_FIELDS = wire_fields(MailFolder)
-_ATTACHMENT_FIELDS = wire_fields(AttachmentInfo)
 # sendMail's JSON (base64 attachments included) stays under Graph's 4 MB request limit with
 # room to spare; anything larger goes draft + attachments + send.
 SEND_MAIL_MAX_JSON_BYTES = 3 * 1024 * 1024
@@ -84,29 +79,6 @@ class WriteLimits:
     max_recipients: int
 
 
-@dataclass
-class WriteContext:
-    """One write request: who, which connection and mailbox, and what Graph answered."""
-
-    caller: Caller
-    connection_id: str
-    mailbox: str | None
-    correlation_id: str
-    connection: Connection | None = None
-    request_ids: list[str] = field(default_factory=list)
-
-    @property
-    def mailbox_key(self) -> str:
-        assert self.connection is not None
-        return (self.mailbox or self.connection.mailbox).lower()
-
-    @property
-    def is_shared_mailbox(self) -> bool:
-        return self.mailbox is not None and self.mailbox_key != (
-            self.connection.mailbox.lower() if self.connection else ""
-        )
-
-
 @dataclass(frozen=True)
 class Sent:
     id: str | None
@@ -114,10 +86,6 @@ class Sent:
 
     def as_json(self) -> dict[str, Any]:
         return {"id": self.id, "internetMessageId": self.internet_message_id}
-
-
-def _only(item: Any, fields: frozenset[str]) -> dict[str, Any]:
-    return {k: v for k, v in dict(item or {}).items() if k in fields}
 
 
 def _body_bytes(fields: MessageFields | ReplyBody) -> int:
@@ -129,41 +97,15 @@ def _base64_length(size: int) -> int:
 
 
 class MailWriter:
-    def __init__(
-        self,
-        reader: MailReader,
-        connections: ConnectionService,
-        uploader: ChunkUploader,
-        audit: AuditSink,
-        limits: WriteLimits,
-    ) -> None:
-        self._reader = reader
-        self._connections = connections
+    def __init__(self, uploader: ChunkUploader, audit: AuditSink, limits: WriteLimits) -> None:
         self._uploader = uploader
         self._audit = audit
         self.limits = limits
 
-    # --- plumbing ------------------------------------------------------------------------
-    async def authorize(self, ctx: WriteContext) -> Connection:
-        """The caller's connection (someone else's answers 404), before anything is sent."""
-        if ctx.connection is None:
-            ctx.connection = await self._connections.get(ctx.caller, ctx.connection_id, write=True)
-        return ctx.connection
-
-    async def graph(
-        self, ctx: WriteContext, build: Callable[[MailboxPath], GraphRequest]
-    ) -> GraphResponse:
-        connection, response = await self._reader.send(
-            ctx.caller, ctx.connection_id, build, ctx.mailbox, ctx.correlation_id, write=True
-        )
-        ctx.connection = connection
-        if response.request_id:
-            ctx.request_ids.append(response.request_id)
-        return response
-
+    # --- audit ----------------------------------------------------------------------------
     @asynccontextmanager
     async def audited(
-        self, action: str, ctx: WriteContext, counts: dict[str, int] | None = None
+        self, action: str, mb: ConnectedMailbox, counts: dict[str, int] | None = None
     ) -> AsyncIterator[dict[str, int]]:
         """Emit one audit event for the write in the body, success or failure (`reason` is
         the stable error code). The body may add counts to the yielded dict."""
@@ -171,32 +113,32 @@ class MailWriter:
         try:
             yield tally
         except ApiError as error:
-            self._emit(action, ctx, Outcome.FAILURE, tally, reason=error.code)
+            self._emit(action, mb, Outcome.FAILURE, tally, reason=error.code)
             raise
-        self._emit(action, ctx, Outcome.SUCCESS, tally)
+        self._emit(action, mb, Outcome.SUCCESS, tally)
 
     def _emit(
         self,
         action: str,
-        ctx: WriteContext,
+        mb: ConnectedMailbox,
         outcome: Outcome,
         counts: dict[str, int],
         reason: str | None = None,
     ) -> None:
-        mailbox = (ctx.mailbox or (ctx.connection.mailbox if ctx.connection else "")).lower()
+        caller = mb.caller
         self._audit.emit(
             AuditEvent(
                 action,
                 outcome,
-                ctx.correlation_id,
-                caller_oid=ctx.caller.oid,
-                caller_app_id=ctx.caller.app_id,
-                tenant_id=ctx.caller.tenant_id,
-                connection_id=ctx.connection_id,
-                mailbox=mailbox or None,
-                graph_request_id=ctx.request_ids[-1] if ctx.request_ids else None,
+                mb.correlation_id,
+                caller_oid=caller.oid if caller else None,
+                caller_app_id=caller.app_id if caller else None,
+                tenant_id=caller.tenant_id if caller else None,
+                connection_id=mb.connection_id,
+                mailbox=mb.key,
+                graph_request_id=mb.last_request_id,
                 reason=reason,
-                counts={**counts, "graphRequests": len(ctx.request_ids)},
+                counts={**counts, "graphRequests": len(mb.request_ids)},
             )
         )
 
@@ -245,11 +187,11 @@ class MailWriter:
             )
         return files
 
-    def _check_upload_allowed(self, ctx: WriteContext, files: list[FileAttachment]) -> None:
+    def _check_upload_allowed(self, mb: ConnectedMailbox, files: list[FileAttachment]) -> None:
         # Microsoft's known issue: with delegated permissions, createUploadSession answers 403
         # in any mailbox but the signed-in user's. Refusing up front leaves no half-built
         # draft behind and tells the caller what to do instead.
-        if ctx.is_shared_mailbox and any(len(f.data) > SMALL_ATTACHMENT_BYTES for f in files):
+        if mb.is_shared and any(len(f.data) > SMALL_ATTACHMENT_BYTES for f in files):
             raise ValidationFailed(
                 "Attachments over 3 MB cannot be uploaded to a shared mailbox with delegated "
                 "access (a Microsoft Graph limitation); attach smaller files or send from "
@@ -258,7 +200,7 @@ class MailWriter:
             )
 
     # --- send ------------------------------------------------------------------------------
-    async def send(self, ctx: WriteContext, body: SendMessageBody) -> Sent:
+    async def send(self, mb: ConnectedMailbox, body: SendMessageBody) -> Sent:
         if body.recipient_count() == 0:
             # Graph would refuse it with a 400 that is not the caller's fault to read.
             raise ValidationFailed(
@@ -268,135 +210,128 @@ class MailWriter:
             )
         self.check_limits(body, body.attachments)
         counts = {"recipients": body.recipient_count(), "attachments": len(body.attachments)}
-        async with self.audited("mail.sent", ctx, counts):
-            await self.authorize(ctx)
+        async with self.audited("mail.sent", mb, counts):
             files = self._decode(body.attachments)
-            self._check_upload_allowed(ctx, files)
+            self._check_upload_allowed(mb, files)
             message = body.graph_message()
             encoded = _body_bytes(body) + sum(_base64_length(len(f.data)) for f in files)
             if encoded + _JSON_OVERHEAD <= SEND_MAIL_MAX_JSON_BYTES:
                 if files:
                     message["attachments"] = [f.graph_json() for f in files]
-                await self.graph(
-                    ctx,
-                    lambda p: GraphRequest(
+                await mb.send(
+                    GraphRequest(
                         "POST",
-                        p.send_mail(),
+                        mb.path.send_mail(),
                         json={"message": message, "saveToSentItems": body.saveToSentItems},
-                    ),
+                    )
                 )
                 # sendMail answers 202 with no body: Graph gives no id for what it sent.
                 return Sent(None, None)
-            draft = await self._new_draft(ctx, message, files)
+            draft = await self._new_draft(mb, message, files)
             draft_id = str(draft["id"])
-            await self._send_draft(ctx, draft_id, ours=True)
+            await self._send_draft(mb, draft_id, ours=True)
             if not body.saveToSentItems:
-                await self._forget_sent_copy(ctx, draft_id)
+                await self._forget_sent_copy(mb, draft_id)
                 return Sent(None, draft.get("internetMessageId"))
             return Sent(draft_id, draft.get("internetMessageId"))
 
     async def _new_draft(
-        self, ctx: WriteContext, message: dict[str, Any], files: list[FileAttachment]
+        self, mb: ConnectedMailbox, message: dict[str, Any], files: list[FileAttachment]
     ) -> dict[str, Any]:
         """A draft with its attachments; discarded again if an attachment fails."""
-        response = await self.graph(ctx, lambda p: GraphRequest("POST", p.messages(), json=message))
+        response = await mb.send(GraphRequest("POST", mb.path.messages(), json=message))
         draft: dict[str, Any] = response.json() or {}
-        await self._attach_or_discard(ctx, str(draft["id"]), files)
+        await self._attach_or_discard(mb, str(draft["id"]), files)
         return draft
 
     async def _attach_or_discard(
-        self, ctx: WriteContext, draft_id: str, files: list[FileAttachment]
+        self, mb: ConnectedMailbox, draft_id: str, files: list[FileAttachment]
     ) -> None:
         try:
             for file in files:
-                await self._attach(ctx, draft_id, file)
+                await self._attach(mb, draft_id, file)
         except ApiError:
-            await self._discard(ctx, draft_id)
+            await self._discard(mb, draft_id)
             raise
 
-    async def _discard(self, ctx: WriteContext, draft_id: str) -> None:
+    async def _discard(self, mb: ConnectedMailbox, draft_id: str) -> None:
         try:
-            await self.graph(ctx, lambda p: GraphRequest("DELETE", p.message(draft_id)))
+            await mb.send(GraphRequest("DELETE", mb.path.message(draft_id)))
         except ApiError as error:  # the original failure is what the caller needs to see
             logger.warning("could not discard a half-built draft: %s", error.code)
 
-    async def _send_draft(self, ctx: WriteContext, draft_id: str, *, ours: bool = False) -> None:
+    async def _send_draft(self, mb: ConnectedMailbox, draft_id: str, *, ours: bool = False) -> None:
         """Send a draft. One this request built (`ours`) is discarded again when Graph says
         the send was not processed, so the caller's retry does not leave a stray draft; after
         any other failure the draft may have gone out, and is left alone."""
         try:
-            await self.graph(
-                ctx, lambda p: GraphRequest("POST", p.message_action(draft_id, "send"))
-            )
+            await mb.send(GraphRequest("POST", mb.path.message_action(draft_id, "send")))
         except GraphThrottled:
             if ours:
-                await self._discard(ctx, draft_id)
+                await self._discard(mb, draft_id)
             raise
 
-    async def _forget_sent_copy(self, ctx: WriteContext, message_id: str) -> None:
+    async def _forget_sent_copy(self, mb: ConnectedMailbox, message_id: str) -> None:
         # A draft's send always files it in Sent Items; saveToSentItems=false is honoured by
         # removing that copy afterwards (best effort: the mail is already on its way).
         try:
-            await self.graph(
-                ctx,
-                lambda p: GraphRequest("POST", p.message_action(message_id, "permanentDelete")),
+            await mb.send(
+                GraphRequest("POST", mb.path.message_action(message_id, "permanentDelete"))
             )
         except ApiError as error:
             logger.warning("could not remove the Sent Items copy: %s", error.code)
 
-    async def _attach(self, ctx: WriteContext, message_id: str, file: FileAttachment) -> str | None:
+    async def _attach(
+        self, mb: ConnectedMailbox, message_id: str, file: FileAttachment
+    ) -> str | None:
         """Add one attachment; return its id when Graph tells it."""
-        response = await self.graph(ctx, lambda p: upload_requests_for(p, message_id, file))
+        response = await mb.send(upload_requests_for(mb.path, message_id, file))
         created = response.json() or {}
         if len(file.data) <= SMALL_ATTACHMENT_BYTES:
             return str(created.get("id")) if created.get("id") else None
         location = await self._uploader.put(
-            str(created.get("uploadUrl", "")), file.data, mailbox_key=ctx.mailbox_key
+            str(created.get("uploadUrl", "")), file.data, mailbox_key=mb.key
         )
         match = _ATTACHMENT_ID_IN_LOCATION.search(location or "")
         return match.group(1) if match else None
 
     # --- drafts ----------------------------------------------------------------------------
-    async def create_draft(self, ctx: WriteContext, body: DraftCreateBody) -> dict[str, Any]:
+    async def create_draft(self, mb: ConnectedMailbox, body: DraftCreateBody) -> dict[str, Any]:
         self.check_limits(body, body.attachments)
-        async with self.audited("mail.draft_created", ctx, {"attachments": len(body.attachments)}):
-            await self.authorize(ctx)
+        async with self.audited("mail.draft_created", mb, {"attachments": len(body.attachments)}):
             files = self._decode(body.attachments)
-            self._check_upload_allowed(ctx, files)
-            draft = await self._new_draft(ctx, body.graph_message(), files)
-            message = _only(draft, _MESSAGE_FIELDS)
+            self._check_upload_allowed(mb, files)
+            draft = await self._new_draft(mb, body.graph_message(), files)
+            message = only(draft, MESSAGE_FIELDS)
             if files:
                 message["hasAttachments"] = True
             return message
 
     async def update_draft(
-        self, ctx: WriteContext, draft_id: str, body: DraftUpdateBody
+        self, mb: ConnectedMailbox, draft_id: str, body: DraftUpdateBody
     ) -> dict[str, Any]:
         self.check_limits(body, [])
         patch = body.graph_message(partial=True)
         if not patch:
             raise ValidationFailed("Send at least one field to change.")
-        async with self.audited("mail.draft_updated", ctx, {"items": 1}):
-            response = await self.graph(
-                ctx, lambda p: GraphRequest("PATCH", p.message(draft_id), json=patch)
-            )
-            return _only(response.json(), _MESSAGE_FIELDS)
+        async with self.audited("mail.draft_updated", mb, {"items": 1}):
+            response = await mb.send(GraphRequest("PATCH", mb.path.message(draft_id), json=patch))
+            return only(response.json(), MESSAGE_FIELDS)
 
-    async def send_draft(self, ctx: WriteContext, draft_id: str) -> Sent:
-        async with self.audited("mail.sent", ctx, {"items": 1}):
+    async def send_draft(self, mb: ConnectedMailbox, draft_id: str) -> Sent:
+        async with self.audited("mail.sent", mb, {"items": 1}):
             graph_id(draft_id, field="draftId")
-            await self._send_draft(ctx, draft_id)
+            await self._send_draft(mb, draft_id)
             # Sending keeps a draft's immutable id (Microsoft documents it for immutable ids),
             # so one GET finds its internetMessageId; the mail is sent whatever it answers.
-            return Sent(draft_id, await self._internet_message_id(ctx, draft_id))
+            return Sent(draft_id, await self._internet_message_id(mb, draft_id))
 
-    async def _internet_message_id(self, ctx: WriteContext, message_id: str) -> str | None:
+    async def _internet_message_id(self, mb: ConnectedMailbox, message_id: str) -> str | None:
         try:
-            response = await self.graph(
-                ctx,
-                lambda p: GraphRequest(
-                    "GET", p.message(message_id), params={"$select": "internetMessageId"}
-                ),
+            response = await mb.send(
+                GraphRequest(
+                    "GET", mb.path.message(message_id), params={"$select": "internetMessageId"}
+                )
             )
         except ApiError as error:
             logger.info("sent, but its internetMessageId could not be read: %s", error.code)
@@ -406,7 +341,7 @@ class MailWriter:
 
     # --- reply / replyAll / forward --------------------------------------------------------
     async def respond(
-        self, ctx: WriteContext, message_id: str, action: str, body: ReplyBody
+        self, mb: ConnectedMailbox, message_id: str, action: str, body: ReplyBody
     ) -> Sent:
         if body.comment is not None and body.body is not None:
             raise ValidationFailed(
@@ -439,66 +374,60 @@ class MailWriter:
         if message:
             payload["message"] = message
         counts = {"recipients": body.recipient_count(), "attachments": len(body.attachments)}
-        async with self.audited(f"mail.{action}", ctx, counts):
-            await self.authorize(ctx)
+        async with self.audited(f"mail.{action}", mb, counts):
             files = self._decode(body.attachments)
-            self._check_upload_allowed(ctx, files)
+            self._check_upload_allowed(mb, files)
             if not files:
-                await self.graph(
-                    ctx,
-                    lambda p: GraphRequest(
-                        "POST", p.message_action(message_id, action), json=payload
-                    ),
+                await mb.send(
+                    GraphRequest("POST", mb.path.message_action(message_id, action), json=payload)
                 )
                 return Sent(None, None)
             # The direct actions take no attachments: create the reply/forward as a draft,
             # attach, send it (its immutable id then names the sent message).
-            created = await self.graph(
-                ctx,
-                lambda p: GraphRequest(
-                    "POST", p.message_action(message_id, _DRAFT_ACTIONS[action]), json=payload
-                ),
+            created = await mb.send(
+                GraphRequest(
+                    "POST", mb.path.message_action(message_id, _DRAFT_ACTIONS[action]), json=payload
+                )
             )
             draft: dict[str, Any] = created.json() or {}
             draft_id = str(draft["id"])
-            await self._attach_or_discard(ctx, draft_id, files)
-            await self._send_draft(ctx, draft_id, ours=True)
+            await self._attach_or_discard(mb, draft_id, files)
+            await self._send_draft(mb, draft_id, ours=True)
             return Sent(draft_id, draft.get("internetMessageId"))
 
     # --- update, move, copy, delete --------------------------------------------------------
     async def update_message(
-        self, ctx: WriteContext, message_id: str, body: MessagePatchBody
+        self, mb: ConnectedMailbox, message_id: str, body: MessagePatchBody
     ) -> dict[str, Any]:
         patch = body.graph_patch()
         if not patch:
             raise ValidationFailed("Send at least one of isRead, flag, categories, importance.")
-        async with self.audited("mail.updated", ctx, {"items": 1}):
-            response = await self.graph(
-                ctx, lambda p: GraphRequest("PATCH", p.message(message_id), json=patch)
-            )
-            return _only(response.json(), _MESSAGE_FIELDS)
+        async with self.audited("mail.updated", mb, {"items": 1}):
+            response = await mb.send(GraphRequest("PATCH", mb.path.message(message_id), json=patch))
+            return only(response.json(), MESSAGE_FIELDS)
 
     async def move(
-        self, ctx: WriteContext, message_id: str, destination: str, *, copy: bool = False
+        self, mb: ConnectedMailbox, message_id: str, destination: str, *, copy: bool = False
     ) -> dict[str, Any]:
         target = destination_id(destination)
         action = "copy" if copy else "move"
-        async with self.audited(f"mail.{'copied' if copy else 'moved'}", ctx, {"items": 1}):
-            response = await self.graph(
-                ctx,
-                lambda p: GraphRequest(
-                    "POST", p.message_action(message_id, action), json={"destinationId": target}
-                ),
+        async with self.audited(f"mail.{'copied' if copy else 'moved'}", mb, {"items": 1}):
+            response = await mb.send(
+                GraphRequest(
+                    "POST",
+                    mb.path.message_action(message_id, action),
+                    json={"destinationId": target},
+                )
             )
-            return _only(response.json(), _MESSAGE_FIELDS)
+            return only(response.json(), MESSAGE_FIELDS)
 
-    async def delete(self, ctx: WriteContext, message_id: str, mode: DeleteMode) -> None:
-        async with self.audited(f"mail.deleted.{mode}", ctx, {"items": 1}):
-            await self.graph(ctx, lambda p: delete_request(p, message_id, mode))
+    async def delete(self, mb: ConnectedMailbox, message_id: str, mode: DeleteMode) -> None:
+        async with self.audited(f"mail.deleted.{mode}", mb, {"items": 1}):
+            await mb.send(delete_request(mb.path, message_id, mode))
 
     # --- attachments -----------------------------------------------------------------------
     async def add_attachment(
-        self, ctx: WriteContext, message_id: str, attachment: AttachmentIn
+        self, mb: ConnectedMailbox, message_id: str, attachment: AttachmentIn
     ) -> dict[str, Any]:
         if attachment.size > MAX_ATTACHMENT_BYTES:
             raise PayloadTooLarge(
@@ -506,11 +435,10 @@ class MailWriter:
                 errors=[FieldError(("body",), "larger than 150 MB")],
             )
         graph_id(message_id, field="messageId")
-        async with self.audited("mail.attachment_added", ctx, {"attachments": 1}):
-            await self.authorize(ctx)
+        async with self.audited("mail.attachment_added", mb, {"attachments": 1}):
             (file,) = self._decode([attachment])
-            self._check_upload_allowed(ctx, [file])
-            attachment_id = await self._attach(ctx, message_id, file)
+            self._check_upload_allowed(mb, [file])
+            attachment_id = await self._attach(mb, message_id, file)
             return {
                 "id": attachment_id,
                 "name": file.name,
@@ -520,33 +448,31 @@ class MailWriter:
             }
 
     # --- folders ---------------------------------------------------------------------------
-    async def create_folder(self, ctx: WriteContext, body: FolderCreateBody) -> dict[str, Any]:
+    async def create_folder(self, mb: ConnectedMailbox, body: FolderCreateBody) -> dict[str, Any]:
         payload = {"displayName": body.displayName, "isHidden": body.isHidden}
         parent = body.parentFolder
-        async with self.audited("mail.folder_created", ctx, {"items": 1}):
-            response = await self.graph(
-                ctx,
-                lambda p: GraphRequest(
-                    "POST", p.child_folders(parent) if parent else p.folders(), json=payload
-                ),
+        async with self.audited("mail.folder_created", mb, {"items": 1}):
+            response = await mb.send(
+                GraphRequest(
+                    "POST",
+                    mb.path.child_folders(parent) if parent else mb.path.folders(),
+                    json=payload,
+                )
             )
-            return _only(response.json(), _FOLDER_FIELDS)
+            return only(response.json(), FOLDER_FIELDS)
 
     async def rename_folder(
-        self, ctx: WriteContext, folder_id: str, display_name: str
+        self, mb: ConnectedMailbox, folder_id: str, display_name: str
     ) -> dict[str, Any]:
-        async with self.audited("mail.folder_renamed", ctx, {"items": 1}):
-            response = await self.graph(
-                ctx,
-                lambda p: GraphRequest(
-                    "PATCH", p.folder(folder_id), json={"displayName": display_name}
-                ),
+        async with self.audited("mail.folder_renamed", mb, {"items": 1}):
+            response = await mb.send(
+                GraphRequest("PATCH", mb.path.folder(folder_id), json={"displayName": display_name})
             )
-            return _only(response.json(), _FOLDER_FIELDS)
+            return only(response.json(), FOLDER_FIELDS)
 
-    async def delete_folder(self, ctx: WriteContext, folder_id: str) -> None:
-        async with self.audited("mail.folder_deleted", ctx, {"items": 1}):
-            await self.graph(ctx, lambda p: GraphRequest("DELETE", p.folder(folder_id)))
+    async def delete_folder(self, mb: ConnectedMailbox, folder_id: str) -> None:
+        async with self.audited("mail.folder_deleted", mb, {"items": 1}):
+            await mb.send(GraphRequest("DELETE", mb.path.folder(folder_id)))
 
 
 def destination_id(destination: str) -> str:
@@ -572,8 +498,6 @@ def delete_request(path: MailboxPath, message_id: str, mode: DeleteMode) -> Grap
 
 def build_mail_writer(
     settings: Settings,
-    reader: MailReader,
-    connections: ConnectionService,
     graph: GraphClient,
     tables: TableSet,
     keys: KeyRingCache,
@@ -593,8 +517,6 @@ def build_mail_writer(
     graph_host = (urlsplit(settings.graph_base_url).hostname or "").lower()
     uploader = ChunkUploader(upload_http, graph.limiter, frozenset({graph_host}))
     writer = MailWriter(
-        reader,
-        connections,
         uploader,
         audit,
         WriteLimits(settings.MAX_MESSAGE_BYTES, settings.MAX_RECIPIENTS),

@@ -84,7 +84,6 @@ def _to_connection(entity: dict[str, Any]) -> Connection:
         last_refreshed_at=entity.get("LastRefreshedAt"),
         home_account_id=str(entity.get("HomeAccountId", "")),
         due_at=entity.get("DueAt"),
-        etag=entity.metadata.get("etag") if hasattr(entity, "metadata") else None,
     )
 
 

@@ -11,13 +11,23 @@ from shared.errors import (
     Conflict,
     Forbidden,
     GraphError,
+    GraphFailure,
     GraphThrottled,
     GraphUnavailable,
     NotFound,
     PayloadTooLarge,
     ValidationFailed,
 )
-from shared.graph.errors import GraphUnauthorized, error_for, graph_code_of
+from shared.graph.errors import (
+    GraphConflict,
+    GraphForbidden,
+    GraphNotFound,
+    GraphPayloadTooLarge,
+    GraphUnauthorized,
+    GraphValidationFailed,
+    error_for,
+    graph_code_of,
+)
 
 
 def body(code: str) -> bytes:
@@ -29,17 +39,17 @@ def body(code: str) -> bytes:
 @pytest.mark.parametrize(
     ("status", "code", "headers", "expected", "http_status"),
     [
-        (400, "ErrorInvalidIdMalformed", {}, ValidationFailed, 400),
-        (400, "ErrorInvalidRecipients", {}, ValidationFailed, 400),
+        (400, "ErrorInvalidIdMalformed", {}, GraphValidationFailed, 400),
+        (400, "ErrorInvalidRecipients", {}, GraphValidationFailed, 400),
         (400, "BadRequest", {}, GraphError, 502),
         (400, "InefficientFilter", {}, GraphError, 502),
         (401, "InvalidAuthenticationToken", {}, GraphUnauthorized, 502),
-        (403, "ErrorAccessDenied", {}, Forbidden, 403),
-        (404, "ErrorItemNotFound", {}, NotFound, 404),
-        (404, "ResourceNotFound", {}, NotFound, 404),
-        (404, "ErrorInvalidUser", {}, NotFound, 404),
-        (409, "ErrorFolderExists", {}, Conflict, 409),
-        (413, "RequestEntityTooLarge", {}, PayloadTooLarge, 413),
+        (403, "ErrorAccessDenied", {}, GraphForbidden, 403),
+        (404, "ErrorItemNotFound", {}, GraphNotFound, 404),
+        (404, "ResourceNotFound", {}, GraphNotFound, 404),
+        (404, "ErrorInvalidUser", {}, GraphNotFound, 404),
+        (409, "ErrorFolderExists", {}, GraphConflict, 409),
+        (413, "RequestEntityTooLarge", {}, GraphPayloadTooLarge, 413),
         (429, "ApplicationThrottled", {"retry-after": "7"}, GraphThrottled, 429),
         (503, "ServiceUnavailable", {"retry-after": "5"}, GraphThrottled, 503),
         (504, "GatewayTimeout", {"retry-after": "5"}, GraphThrottled, 503),
@@ -61,9 +71,29 @@ def test_mapping_table(
     error = error_for(status, headers, body(code))
 
     assert type(error) is expected
+    assert isinstance(error, GraphFailure)  # whatever it answers as, it says it came from Graph
     assert error.http_status == http_status
     assert error.extensions["graphCode"] == code
     assert "dave" not in error.detail and "salary" not in error.detail
+
+
+@pytest.mark.parametrize(
+    ("status", "public", "code"),
+    [
+        (400, ValidationFailed, "validation_failed"),
+        (403, Forbidden, "forbidden"),
+        (404, NotFound, "not_found"),
+        (409, Conflict, "conflict"),
+        (413, PayloadTooLarge, "payload_too_large"),
+    ],
+)
+def test_graphs_4xx_answer_as_the_public_error_with_its_code(
+    status: int, public: type[ApiError], code: str
+) -> None:
+    error = error_for(status, {}, body("ErrorInvalidIdMalformed" if status == 400 else "X"))
+
+    assert isinstance(error, public)
+    assert error.code == code
 
 
 def test_throttled_keeps_graphs_retry_after() -> None:

@@ -105,7 +105,10 @@ async def test_the_client_holds_a_slot_per_request_and_not_while_sleeping() -> N
 
     async def one() -> None:
         await client.send(
-            GraphRequest.get("/me/messages"), token=TOKEN, mailbox_key="alice", correlation_id="c"
+            GraphRequest("GET", "/me/messages"),
+            token=TOKEN,
+            mailbox_key="alice",
+            correlation_id="c",
         )
 
     tasks = [asyncio.create_task(one()) for _ in range(20)]

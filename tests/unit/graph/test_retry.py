@@ -14,7 +14,7 @@ from shared.graph.errors import GraphUnauthorized
 from shared.graph.retry import RetryPolicy
 from tests.unit.graph.support import TOKEN, VirtualTime, graph_error, make_client, ok
 
-LIST = GraphRequest.get("/me/messages")
+LIST = GraphRequest("GET", "/me/messages")
 SEND = GraphRequest("POST", "/me/sendMail", json={"message": {"subject": "x"}})
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from shared.audit import AuditEvent, MemoryAuditSink
 from shared.connections.models import Connection, ConnectionStatus
-from shared.errors import GraphUnavailable, KeyProviderUnavailable, ReauthRequired
+from shared.errors import IdentityUnavailable, KeyProviderUnavailable, ReauthRequired
 from shared.lifecycle.messages import WorkBatch, WorkItem
 from shared.lifecycle.planning import Due, DueKind
 from shared.lifecycle.queue import QueueUnavailable
@@ -367,7 +367,7 @@ async def test_a_lost_grant_is_counted_and_not_hinted_again() -> None:
 async def test_a_transient_failure_is_hinted_again_with_one_more_attempt() -> None:
     due = FakeDue()
     store = FakeStore(connection(C0))
-    tokens = FakeTokens(store, {C0: GraphUnavailable("down")})
+    tokens = FakeTokens(store, {C0: IdentityUnavailable("down")})
     svc, _, _ = service(due, store, tokens)
 
     counts = await svc.work(one_item_batch(attempts=1))

@@ -3,50 +3,40 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from shared.auth.caller import Caller
-from shared.errors import GraphUnavailable, ValidationFailed
-from shared.graph import GraphRequest, GraphResponse, MailboxPath
+from shared.errors import ValidationFailed
+from shared.graph import GraphRequest, MailboxPath
 from shared.mail.bulk import BulkRunner, batch_url, sub_request
 from shared.mail.compose import BulkBody
-from shared.mail.writer import WriteContext
+from tests.unit.mail.support import answer as graph_answer
+from tests.unit.mail.support import rig
 
-CALLER = Caller("user", "tid", "oid", "app", frozenset({"access_as_user"}), frozenset())
 IDS = [f"AAkALgAAOrpn5P16PmD{i:04d}xx=" for i in range(45)]
 
 
 class FakeWriter:
-    """The three MailWriter methods BulkRunner uses; Graph answers come from `answer`."""
+    """A connected mailbox whose Graph answers each `$batch` with `answer(payload)`, and a
+    real MailWriter for the audit; `batches` are the payloads Graph received."""
 
-    def __init__(self, answer: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
-        self.answer = answer
+    def __init__(self, answer_batch: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
         self.batches: list[dict[str, Any]] = []
 
-    async def authorize(self, ctx: WriteContext) -> None:
-        return None
+        def handler(request: httpx.Request) -> httpx.Response:
+            assert request.url.path.endswith("/$batch")
+            payload = json.loads(request.content)
+            self.batches.append(payload)
+            return graph_answer(body=answer_batch(payload))
 
-    @asynccontextmanager
-    async def audited(self, action: str, ctx: WriteContext) -> AsyncIterator[dict[str, int]]:
-        yield {}
+        self.rig = rig(handler)
 
-    async def graph(
-        self, ctx: WriteContext, build: Callable[[MailboxPath], GraphRequest]
-    ) -> GraphResponse:
-        request = build(MailboxPath.of(None))
-        assert request.path == "/$batch"
-        self.batches.append(request.json)
-        body = json.dumps(self.answer(request.json)).encode()
-        return GraphResponse(200, httpx.Headers(), body, "req-1")
-
-
-def ctx() -> WriteContext:
-    return WriteContext(CALLER, "conn", None, "corr")
+    async def run(self, body: BulkBody, **options: Any) -> dict[str, Any]:
+        mb = await self.rig.open(write=True)
+        return await BulkRunner(self.rig.writer(), **options).run(mb, body)
 
 
 def ok_all(payload: dict[str, Any]) -> dict[str, Any]:
@@ -56,7 +46,7 @@ def ok_all(payload: dict[str, Any]) -> dict[str, Any]:
 async def test_ids_go_in_batches_of_20_with_one_result_each_in_order() -> None:
     writer = FakeWriter(ok_all)
 
-    result = await BulkRunner(writer).run(ctx(), BulkBody(ids=IDS, action="markRead"))  # type: ignore[arg-type]
+    result = await writer.run(BulkBody(ids=IDS, action="markRead"))
 
     assert [len(b["requests"]) for b in writer.batches] == [20, 20, 5]
     assert [r["id"] for r in result["value"]] == IDS
@@ -88,7 +78,7 @@ async def test_throttled_items_are_retried_after_retry_after_and_succeed() -> No
     writer = FakeWriter(answer)
     body = BulkBody(ids=IDS[:20], action="flag")
 
-    result = await BulkRunner(writer, sleep=sleep).run(ctx(), body)  # type: ignore[arg-type]
+    result = await writer.run(body, sleep=sleep)
 
     assert calls == [20, 7]  # ids 0, 3, ..., 18 sent again, alone
     assert slept == [2.0]
@@ -107,9 +97,9 @@ async def test_items_still_throttled_after_the_last_round_say_so() -> None:
     async def sleep(seconds: float) -> None:
         return None
 
-    runner = BulkRunner(FakeWriter(answer), sleep=sleep, max_rounds=3)  # type: ignore[arg-type]
+    writer = FakeWriter(answer)
 
-    result = await runner.run(ctx(), BulkBody(ids=IDS[:2], action="markUnread"))
+    result = await writer.run(BulkBody(ids=IDS[:2], action="markUnread"), sleep=sleep, max_rounds=3)
 
     assert result["failed"] == 2
     assert {(r["status"], r["code"]) for r in result["value"]} == {(429, "graph_throttled")}
@@ -128,10 +118,8 @@ async def test_partial_failure_is_reported_per_item() -> None:
             ]
         }
 
-    result = await BulkRunner(
-        FakeWriter(answer)
-    ).run(  # type: ignore[arg-type]
-        ctx(), BulkBody(ids=IDS[:2], action="move", destinationFolder="Archive")
+    result = await FakeWriter(answer).run(
+        BulkBody(ids=IDS[:2], action="move", destinationFolder="Archive")
     )
 
     assert result["value"] == [
@@ -141,11 +129,11 @@ async def test_partial_failure_is_reported_per_item() -> None:
 
 
 async def test_a_failed_batch_gives_its_error_to_each_of_its_ids() -> None:
-    class Down(FakeWriter):
-        async def graph(self, ctx: WriteContext, build: Any) -> GraphResponse:
-            raise GraphUnavailable()
+    writer = FakeWriter(ok_all)
+    # Graph's gateway fails the batch as a whole (502: the POST is not repeated).
+    writer.rig.graph.handler = lambda _: httpx.Response(502)
 
-    result = await BulkRunner(Down(ok_all)).run(ctx(), BulkBody(ids=IDS[:3], action="delete"))  # type: ignore[arg-type]
+    result = await writer.run(BulkBody(ids=IDS[:3], action="delete"))
 
     assert [(r["status"], r["code"]) for r in result["value"]] == [(503, "graph_unavailable")] * 3
 
@@ -164,7 +152,7 @@ async def test_bad_bulk_requests_are_refused_before_any_graph_call(body: dict[st
     writer = FakeWriter(ok_all)
 
     with pytest.raises(ValidationFailed):
-        await BulkRunner(writer).run(ctx(), BulkBody.model_validate(body))  # type: ignore[arg-type]
+        await writer.run(BulkBody.model_validate(body))
 
     assert writer.batches == []
 

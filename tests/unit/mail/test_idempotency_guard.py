@@ -12,10 +12,13 @@ from shared.errors import (
     Conflict,
     GraphError,
     GraphThrottled,
+    GraphUnavailable,
+    IdentityUnavailable,
     NotFound,
     PayloadTooLarge,
     ValidationFailed,
 )
+from shared.graph.errors import GraphNotFound
 from shared.mail.idempotency import IdempotencyGuard, check_key, fingerprint
 from shared.store.idempotency import Claim, ClaimState, StoredResponse
 
@@ -88,7 +91,10 @@ async def test_mismatch_and_in_progress_are_409(state: ClaimState) -> None:
         (GraphThrottled(5), True),  # Graph: not processed
         (PayloadTooLarge("limits, before any Graph call"), True),
         (ValidationFailed("ours"), True),
-        (NotFound("from Graph", extensions={"graphCode": "ErrorItemNotFound"}), False),
+        (GraphNotFound("from Graph", extensions={"graphCode": "ErrorItemNotFound"}), False),
+        (NotFound("ours, before any Graph call"), True),
+        (GraphUnavailable("Graph unreachable: the request may have arrived"), False),
+        (IdentityUnavailable("no token: nothing was sent, but a 5xx of ours"), False),
         (GraphError("ErrorSomething"), False),
     ],
 )

@@ -67,7 +67,7 @@ def test_unexpected_upload_urls_are_refused(url: str) -> None:
 
 
 def writer(max_bytes: int = 1000, max_recipients: int = 2) -> MailWriter:
-    return MailWriter(None, None, None, None, WriteLimits(max_bytes, max_recipients))  # type: ignore[arg-type]
+    return MailWriter(None, None, WriteLimits(max_bytes, max_recipients))  # type: ignore[arg-type]
 
 
 def attachment(size: int) -> AttachmentIn:
