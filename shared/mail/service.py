@@ -87,10 +87,18 @@ class MailReader:
             response = await self._graph.send(
                 request, token=token, mailbox_key=mailbox_key, correlation_id=correlation_id
             )
-        except GraphUnauthorized:
+        except GraphUnauthorized as refused:
             # The cached token was revoked or expired early: one refresh, one more try.
             self._tokens.forget(connection.id)
-            token = await self._tokens.access_token(connection, correlation_id, force_refresh=True)
+            if refused.claims:
+                # A CAE claims challenge: the one refresh carries the demanded claims.
+                token = await self._tokens.refresh_for_claims(
+                    connection, refused.claims, correlation_id
+                )
+            else:
+                token = await self._tokens.access_token(
+                    connection, correlation_id, force_refresh=True
+                )
             response = await self._graph.send(
                 request, token=token, mailbox_key=mailbox_key, correlation_id=correlation_id
             )
