@@ -177,7 +177,7 @@ class TokenService:
             self.forget(connection.id)
             raise ConnectionNotFound("The connection no longer exists.")
         if sealed.connection.status is ConnectionStatus.REAUTH_REQUIRED:
-            raise ReauthRequired(self.login_url(connection))
+            raise ReauthRequired(self.login_url(sealed.connection))
         silent = await asyncio.to_thread(self._silent, sealed, force, claims)
         if silent.error is not None or silent.token is None:
             await self._fail(sealed, silent.error or "no_token", correlation_id, claims)
