@@ -1,0 +1,154 @@
+"""The app credential: settings per mode (a missing one is named, never its value), the
+certificate loaded once and reloaded for rotation, and readiness reporting its reason."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.config import AppCredentialKind, SettingsError, load_settings
+from shared.errors import DependencyUnavailable
+from shared.health.service import HealthService
+from shared.identity.credentials import (
+    AppCredentialError,
+    CertificateCredential,
+    CertificateMaterial,
+    material_from_pem,
+)
+from tests.sandbox.identity.certs import self_signed
+from tests.support.app import sample_settings
+
+
+@pytest.fixture
+def env() -> dict[str, str]:
+    values = sample_settings()
+    values["CA_BUNDLE"] = ""
+    return values
+
+
+def test_secret_is_the_local_default_and_federation_the_production_default(
+    env: dict[str, str],
+) -> None:
+    del env["APP_CREDENTIAL"]
+    local = load_settings(env)
+    production = {
+        **env,
+        "APP_ENV": "production",
+        "KEY_PROVIDER": "keyvault",
+        "KEY_VAULT_URL": "https://vault.example/",
+        "CURSOR_SECRET": "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=",
+        "MANAGED_IDENTITY_CLIENT_ID": "0f0e0d0c-0b0a-0908-0706-050403020100",
+    }
+
+    assert local.app_credential is AppCredentialKind.SECRET
+    assert load_settings(production).app_credential is (
+        AppCredentialKind.MANAGED_IDENTITY_FEDERATION
+    )
+
+
+@pytest.mark.parametrize(
+    ("mode", "extra", "named"),
+    [
+        ("managed_identity_federation", {}, "MANAGED_IDENTITY_CLIENT_ID: required"),
+        ("certificate", {}, "LOCAL_CERTIFICATE_FILE: required"),
+        (
+            "certificate",
+            {"KEY_PROVIDER": "keyvault", "KEY_VAULT_URL": "https://vault.example/"},
+            "CERTIFICATE_NAME: required",
+        ),
+        ("certificate", {"LOCAL_CERTIFICATE_FILE": "/nonexistent.pem"}, "file does not exist"),
+        ("secret", {"CLIENT_SECRET": ""}, "CLIENT_SECRET: required"),
+    ],
+)
+def test_each_mode_names_the_setting_it_misses(
+    env: dict[str, str], mode: str, extra: dict[str, str], named: str
+) -> None:
+    env.update({"APP_CREDENTIAL": mode, **extra})
+
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env)
+
+    assert named in str(caught.value)
+    assert "sandbox-secret" not in str(caught.value)
+
+
+def test_an_unknown_mode_is_refused(env: dict[str, str]) -> None:
+    env["APP_CREDENTIAL"] = "password"
+
+    with pytest.raises(SettingsError, match="APP_CREDENTIAL"):
+        load_settings(env)
+
+
+class Source:
+    def __init__(self, material: CertificateMaterial) -> None:
+        self.material = material
+        self.loads = 0
+        self.fail = False
+
+    def load(self) -> CertificateMaterial:
+        self.loads += 1
+        if self.fail:
+            raise AppCredentialError("certificate_unavailable")
+        return self.material
+
+
+def test_the_certificate_is_loaded_once_and_again_after_the_reload_period() -> None:
+    key, cert = self_signed()
+    source, now = Source(material_from_pem((key + cert).encode())), [0.0]
+    credential = CertificateCredential(source, reload_seconds=60, clock=lambda: now[0])
+
+    first = credential.client_credential()
+    credential.client_credential()
+    now[0] = 61
+    credential.client_credential()
+
+    assert source.loads == 2
+    assert set(first) == {"private_key", "public_certificate"}  # MSAL sends x5t#S256 + x5c
+
+
+def test_a_failed_reload_keeps_signing_with_the_loaded_certificate() -> None:
+    key, cert = self_signed()
+    source, now = Source(material_from_pem((key + cert).encode())), [0.0]
+    credential = CertificateCredential(source, reload_seconds=60, clock=lambda: now[0])
+    first = credential.client_credential()
+
+    source.fail, now[0] = True, 61
+
+    assert credential.client_credential() == first
+
+
+def test_a_certificate_that_never_loaded_is_an_error_with_a_reason() -> None:
+    source = Source(CertificateMaterial("", ""))
+    source.fail = True
+
+    with pytest.raises(AppCredentialError) as caught:
+        CertificateCredential(source).client_credential()
+
+    assert caught.value.reason == "certificate_unavailable"
+
+
+class Probe:
+    def __init__(self, name: str, error: Exception | None) -> None:
+        self.name = name
+        self.error = error
+
+    async def check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
+async def test_readiness_reports_a_probes_reason_code_but_never_its_message() -> None:
+    health = HealthService(
+        [
+            Probe("tableStorage", None),
+            Probe("appCredential", AppCredentialError("AADSTS700213")),
+            Probe("keyProvider", RuntimeError("secret material quoted here")),
+        ],
+        timeout_seconds=1,
+    )
+
+    with pytest.raises(DependencyUnavailable) as caught:
+        await health.readiness()
+
+    assert caught.value.extensions["unavailable"] == ["appCredential", "keyProvider"]
+    assert caught.value.extensions["reasons"] == {"appCredential": "AADSTS700213"}
+    assert "secret material" not in str(caught.value.extensions)
