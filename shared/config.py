@@ -92,7 +92,7 @@ class Settings(BaseModel):
     CLIENT_SECRET: SecretStr | None = None
     # The app's own credential at the token endpoint: a client secret (local and sandbox), a
     # Key Vault certificate, or the user-assigned managed identity's token as a federated
-    # client assertion. Unset: managed_identity_federation in production, secret otherwise.
+    # client assertion. Unset: see `app_credential`.
     APP_CREDENTIAL: AppCredentialKind | None = None
     MANAGED_IDENTITY_CLIENT_ID: UUID | None = None  # the user-assigned identity's client id
     CERTIFICATE_NAME: str | None = Field(default=None, pattern=r"^[0-9A-Za-z-]{1,127}$")
@@ -331,12 +331,19 @@ class Settings(BaseModel):
 
     @cached_property
     def app_credential(self) -> AppCredentialKind:
-        """APP_CREDENTIAL, or its default: federation in production, secret elsewhere."""
+        """APP_CREDENTIAL or, unset, the mode whose setting is present; with none of them,
+        federation in production (the error then names MANAGED_IDENTITY_CLIENT_ID) and
+        secret elsewhere. Why infer: a deployment that predates APP_CREDENTIAL and has only
+        CLIENT_SECRET keeps starting after an upgrade."""
         if self.APP_CREDENTIAL is not None:
             return self.APP_CREDENTIAL
-        if self.APP_ENV is Environment.PRODUCTION:
+        if self.MANAGED_IDENTITY_CLIENT_ID is not None:
             return AppCredentialKind.MANAGED_IDENTITY_FEDERATION
-        return AppCredentialKind.SECRET
+        if self.CERTIFICATE_NAME is not None or self.LOCAL_CERTIFICATE_FILE is not None:
+            return AppCredentialKind.CERTIFICATE
+        if self.CLIENT_SECRET is not None or self.APP_ENV is not Environment.PRODUCTION:
+            return AppCredentialKind.SECRET
+        return AppCredentialKind.MANAGED_IDENTITY_FEDERATION
 
     @cached_property
     def loopback_webhooks(self) -> bool:

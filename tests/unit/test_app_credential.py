@@ -25,24 +25,35 @@ def env() -> dict[str, str]:
     return values
 
 
-def test_secret_is_the_local_default_and_federation_the_production_default(
+PRODUCTION = {
+    "APP_ENV": "production",
+    "KEY_PROVIDER": "keyvault",
+    "KEY_VAULT_URL": "https://vault.example/",
+    "CURSOR_SECRET": "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=",
+}
+IDENTITY = "0f0e0d0c-0b0a-0908-0706-050403020100"
+
+
+def test_unset_mode_follows_the_credential_setting_present(env: dict[str, str]) -> None:
+    del env["APP_CREDENTIAL"]
+    federated = {**env, **PRODUCTION, "CLIENT_SECRET": "", "MANAGED_IDENTITY_CLIENT_ID": IDENTITY}
+    upgraded = {**env, **PRODUCTION}  # predates APP_CREDENTIAL: only a client secret
+
+    assert load_settings(env).app_credential is AppCredentialKind.SECRET
+    assert load_settings(federated).app_credential is (
+        AppCredentialKind.MANAGED_IDENTITY_FEDERATION
+    )
+    assert load_settings(upgraded).app_credential is AppCredentialKind.SECRET
+
+
+def test_production_without_any_credential_asks_for_the_managed_identity(
     env: dict[str, str],
 ) -> None:
     del env["APP_CREDENTIAL"]
-    local = load_settings(env)
-    production = {
-        **env,
-        "APP_ENV": "production",
-        "KEY_PROVIDER": "keyvault",
-        "KEY_VAULT_URL": "https://vault.example/",
-        "CURSOR_SECRET": "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=",
-        "MANAGED_IDENTITY_CLIENT_ID": "0f0e0d0c-0b0a-0908-0706-050403020100",
-    }
+    env.update({**PRODUCTION, "CLIENT_SECRET": ""})
 
-    assert local.app_credential is AppCredentialKind.SECRET
-    assert load_settings(production).app_credential is (
-        AppCredentialKind.MANAGED_IDENTITY_FEDERATION
-    )
+    with pytest.raises(SettingsError, match="MANAGED_IDENTITY_CLIENT_ID: required"):
+        load_settings(env)
 
 
 @pytest.mark.parametrize(
