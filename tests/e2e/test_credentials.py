@@ -13,6 +13,7 @@ import pytest
 
 from tests.sandbox.identity.certs import self_signed
 from tests.support.app import FUNCTION_KEY, AppServer, start_app
+from tests.support.browser import browser
 from tests.support.callers import Caller
 from tests.support.sandbox import SandboxServer
 
@@ -143,11 +144,20 @@ def test_a_federated_record_with_the_wrong_subject_fails_readiness_with_its_code
     app = private_app(**_federation(sandbox, subject="00000000-0000-0000-0000-0000000000ff"))
 
     ready = _ready(app)
+    with browser(sandbox) as person:
+        sign_in = person.get(
+            f"{app.url}/api/auth/login",
+            params={"loginHint": ALICE},
+            headers={"Accept": "application/json"},
+        )
 
     assert ready.status_code == 503
     assert ready.json()["code"] == "dependency_unavailable"
     assert ready.json()["unavailable"] == ["appCredential"]
     assert ready.json()["reasons"] == {"appCredential": "AADSTS700213"}
+    # A sign-in meanwhile is refused clearly (the code cannot be redeemed), never a 500.
+    assert sign_in.status_code == 400, sign_in.text
+    assert sign_in.json()["code"] == "sign_in_failed"
 
 
 def test_a_federated_record_with_the_wrong_audience_fails_readiness_with_its_code(
