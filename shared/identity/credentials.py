@@ -102,18 +102,25 @@ class KeyVaultCertificate:
     (PEM or PKCS#12, per the certificate policy's content type), read with the managed
     identity."""
 
-    def __init__(self, vault_url: str, name: str) -> None:
+    def __init__(self, vault_url: str, name: str, identity_client_id: str | None = None) -> None:
         self._vault_url = vault_url
         self._name = name
+        self._identity_client_id = identity_client_id
 
     def load(self) -> CertificateMaterial:
         from azure.core.exceptions import AzureError
         from azure.identity import DefaultAzureCredential
         from azure.keyvault.secrets import SecretClient
 
+        # The user-assigned identity, when named: a host may carry several identities.
+        options = (
+            {"managed_identity_client_id": self._identity_client_id}
+            if self._identity_client_id
+            else {}
+        )
         try:
             with (
-                DefaultAzureCredential() as credential,
+                DefaultAzureCredential(**options) as credential,
                 SecretClient(self._vault_url, credential) as client,
             ):
                 secret = client.get_secret(self._name)
@@ -245,7 +252,12 @@ def build_app_credential(settings: Settings, http_client: requests.Session) -> A
         source: CertificateSource
         if settings.KEY_PROVIDER is KeyProviderKind.KEYVAULT:
             assert settings.KEY_VAULT_URL is not None and settings.CERTIFICATE_NAME is not None
-            source = KeyVaultCertificate(str(settings.KEY_VAULT_URL), settings.CERTIFICATE_NAME)
+            identity = settings.MANAGED_IDENTITY_CLIENT_ID
+            source = KeyVaultCertificate(
+                str(settings.KEY_VAULT_URL),
+                settings.CERTIFICATE_NAME,
+                str(identity) if identity else None,
+            )
         else:
             assert settings.LOCAL_CERTIFICATE_FILE is not None
             source = LocalCertificateFile(settings.LOCAL_CERTIFICATE_FILE)

@@ -13,6 +13,7 @@ from shared.identity.credentials import (
     CertificateCredential,
     CertificateMaterial,
     material_from_pem,
+    material_from_pkcs12,
 )
 from tests.sandbox.identity.certs import self_signed
 from tests.support.app import sample_settings
@@ -163,3 +164,29 @@ async def test_readiness_reports_a_probes_reason_code_but_never_its_message() ->
     assert caught.value.extensions["unavailable"] == ["appCredential", "keyProvider"]
     assert caught.value.extensions["reasons"] == {"appCredential": "AADSTS700213"}
     assert "secret material" not in str(caught.value.extensions)
+
+
+def test_key_vaults_pkcs12_and_pem_forms_give_the_same_material() -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    key_pem, cert_pem = self_signed()
+    key = serialization.load_pem_private_key(key_pem.encode(), password=None)
+    cert = x509.load_pem_x509_certificate(cert_pem.encode())
+    pfx = pkcs12.serialize_key_and_certificates(
+        b"app",
+        key,
+        cert,
+        None,
+        serialization.NoEncryption(),  # type: ignore[arg-type]
+    )
+
+    assert material_from_pkcs12(pfx) == material_from_pem((key_pem + cert_pem).encode())
+
+
+def test_pem_without_a_certificate_is_refused() -> None:
+    key_pem, _ = self_signed()
+
+    with pytest.raises(ValueError):
+        material_from_pem(key_pem.encode())

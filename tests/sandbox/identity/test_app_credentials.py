@@ -225,3 +225,20 @@ def test_a_reset_forgets_credentials_and_identities(
         )
     assert records == []
     assert token.status_code == 400
+
+
+def test_control_calls_refuse_what_is_not_a_certificate_or_a_record(
+    sandbox: SandboxServer,
+) -> None:
+    with sandbox.client() as client:
+        not_pem = client.post(
+            "/_sandbox/identity/certificates", json={"certificate": "-----BEGIN nothing"}
+        )
+        no_subject = client.post(
+            "/_sandbox/identity/federated-credentials", json={"issuer": "https://i.example/"}
+        )
+        bad_identity = client.post("/_sandbox/managed-identity", json={"clientId": "nope"})
+
+    assert not_pem.status_code == 400
+    assert no_subject.status_code == 400
+    assert bad_identity.status_code == 400
