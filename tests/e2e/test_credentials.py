@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.sandbox.identity.certs import self_signed
 from tests.support.app import FUNCTION_KEY, AppServer, start_app
 from tests.support.browser import browser
 from tests.support.callers import Caller
+from tests.support.certificates import self_signed
 from tests.support.sandbox import SandboxServer
 
 ALICE = "alice@contoso.test"

@@ -15,8 +15,8 @@ from shared.identity.credentials import (
     material_from_pem,
     material_from_pkcs12,
 )
-from tests.sandbox.identity.certs import self_signed
 from tests.support.app import sample_settings
+from tests.support.certificates import self_signed
 
 
 @pytest.fixture

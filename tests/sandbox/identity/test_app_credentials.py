@@ -13,7 +13,7 @@ import msal
 import pytest
 import requests
 
-from tests.sandbox.identity.certs import self_signed
+from tests.support.certificates import self_signed
 from tests.support.sandbox import SandboxServer
 
 
