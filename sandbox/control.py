@@ -1,5 +1,6 @@
 """The control API under `/_sandbox` (loopback only): reset, users, tokens, request log,
-faults, latency, clock, signing keys and identity behaviour switches.
+faults, latency, clock, signing keys, identity behaviour switches, the app's credentials
+(federated records, certificates, managed identities) and claims challenges.
 
 Request bodies are validated with pydantic models that forbid unknown fields, so a typo in a
 test's control call fails with 400 instead of silently doing nothing.
@@ -16,9 +17,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from sandbox.directory import stable_id
 from sandbox.identity.authorize import AUTHORIZE_ERROR_DEFAULTS
+from sandbox.identity.claims import ClaimsDemand
+from sandbox.identity.credentials import EXCHANGE_AUDIENCE, FederatedCredential
+from sandbox.identity.credentials import register_certificate as parse_certificate
+from sandbox.identity.managed_identity import PATH as IDENTITY_PATH
 from sandbox.identity.state import InjectedError
-from sandbox.identity.tokens import CALLER_APP_ID, mint_api_token
+from sandbox.identity.tokens import CALLER_APP_ID, mint_api_token, v2_issuer
 
 if TYPE_CHECKING:
     from sandbox.context import SandboxContext
@@ -135,6 +141,26 @@ class RevokeBody(_Body):
 class AppRolesBody(_Body):
     resource: Literal["api", "graph"]
     roles: list[str]
+
+
+class ManagedIdentityBody(_Body):
+    client_id: str | None = Field(default=None, alias="clientId", pattern=r"^[0-9a-fA-F-]{36}$")
+
+
+class FederatedCredentialBody(_Body):
+    name: str | None = Field(default=None, max_length=120)
+    issuer: str = Field(min_length=1, max_length=600)
+    subject: str = Field(min_length=1, max_length=600)
+    audiences: list[str] = Field(default_factory=lambda: [EXCHANGE_AUDIENCE], min_length=1)
+
+
+class CertificateBody(_Body):
+    certificate: str = Field(min_length=1, max_length=64 * 1024)  # PEM
+
+
+class ClaimsChallengeBody(_Body):
+    user: str
+    mode: Literal["refresh", "interaction"]
 
 
 def _bad_request(message: str) -> JSONResponse:
@@ -370,6 +396,79 @@ def routes(ctx: SandboxContext) -> list[BaseRoute]:
         ctx.identity.app_roles[body.resource] = tuple(body.roles)
         return Response(status_code=204)
 
+    async def managed_identity(request: Request) -> Response:
+        body = await _parse(request, ManagedIdentityBody)
+        if isinstance(body, JSONResponse):
+            return body
+        state = ctx.identity.credentials
+        identity = state.add_managed_identity(body.client_id)
+        return JSONResponse(
+            {
+                "clientId": identity.client_id,
+                "principalId": identity.principal_id,
+                "identityEndpoint": f"{ctx.settings.base_url}{IDENTITY_PATH}",
+                "identityHeader": state.identity_header,
+                # What a federated credential for this identity names (Entra's values).
+                "issuer": v2_issuer(ctx),
+                "subject": identity.principal_id,
+                "audience": EXCHANGE_AUDIENCE,
+            },
+            status_code=201,
+        )
+
+    async def federated_credentials(request: Request) -> Response:
+        records = ctx.identity.credentials.federated
+        if request.method == "DELETE":
+            records.clear()
+            return Response(status_code=204)
+        if request.method == "GET":
+            return JSONResponse([r.describe() for r in records])
+        body = await _parse(request, FederatedCredentialBody)
+        if isinstance(body, JSONResponse):
+            return body
+        record = FederatedCredential(
+            id=stable_id(f"fic:{len(records)}:{body.issuer}:{body.subject}"),
+            name=body.name or f"credential-{len(records) + 1}",
+            issuer=body.issuer,
+            subject=body.subject,
+            audiences=tuple(body.audiences),
+        )
+        records.append(record)
+        return JSONResponse(record.describe(), status_code=201)
+
+    async def certificates(request: Request) -> Response:
+        registered = ctx.identity.credentials.certificates
+        if request.method == "DELETE":
+            registered.clear()
+            return Response(status_code=204)
+        if request.method == "GET":
+            return JSONResponse([c.describe() for c in registered])
+        body = await _parse(request, CertificateBody)
+        if isinstance(body, JSONResponse):
+            return body
+        try:
+            certificate = parse_certificate(body.certificate)
+        except ValueError:
+            return _bad_request("certificate must be a PEM X.509 certificate")
+        registered.append(certificate)
+        return JSONResponse(certificate.describe(), status_code=201)
+
+    async def claims_challenge(request: Request) -> Response:
+        demands = ctx.identity.claims_demands
+        if request.method == "DELETE":
+            demands.clear()
+            return Response(status_code=204)
+        if request.method == "GET":
+            return JSONResponse([d.describe() for d in demands])
+        body = await _parse(request, ClaimsChallengeBody)
+        if isinstance(body, JSONResponse):
+            return body
+        if body.user.lower() not in ctx.directory.users:
+            return _bad_request(f"unknown user '{body.user}'")
+        demand = ClaimsDemand.create(body.user, body.mode, ctx.controls.timestamp())
+        demands.append(demand)
+        return JSONResponse(demand.describe(), status_code=201)
+
     return [
         Route("/health", health, methods=["GET"]),
         Route("/reset", reset, methods=["POST"]),
@@ -389,4 +488,12 @@ def routes(ctx: SandboxContext) -> list[BaseRoute]:
         Route("/identity/refresh-error", refresh_error, methods=["POST", "DELETE"]),
         Route("/identity/revoke", revoke, methods=["POST"]),
         Route("/identity/app-roles", app_roles, methods=["POST"]),
+        Route("/managed-identity", managed_identity, methods=["POST"]),
+        Route(
+            "/identity/federated-credentials",
+            federated_credentials,
+            methods=["GET", "POST", "DELETE"],
+        ),
+        Route("/identity/certificates", certificates, methods=["GET", "POST", "DELETE"]),
+        Route("/claims-challenge", claims_challenge, methods=["GET", "POST", "DELETE"]),
     ]

@@ -19,7 +19,9 @@ REQUEST_LOG_SIZE = 10_000
 # Bodies above this size are not parsed for the log (upload chunks are up to 4 MB each).
 MAX_LOGGED_BODY_BYTES = 1024 * 1024
 # Headers whose values are credentials: the log shows that they were sent, never what.
-REDACTED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+REDACTED_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-identity-header"}
+)
 REDACTED = "<redacted>"
 
 

@@ -15,6 +15,8 @@ class Principal:
     upn: str | None  # the signed-in user's UPN for delegated tokens, None for app tokens
     scopes: frozenset[str]  # delegated permissions (`scp`), e.g. {"Mail.ReadWrite"}
     roles: frozenset[str]  # application permissions (`roles`)
+    # Client capabilities the token carries (`xms_cc`); CP1 = can answer claims challenges.
+    capabilities: frozenset[str] = frozenset()
 
 
 class TokenRejected(Exception):

@@ -49,6 +49,14 @@ class KeyProviderKind(StrEnum):
     KEYVAULT = "keyvault"
 
 
+class AppCredentialKind(StrEnum):
+    """How the app proves itself to Entra ID at the token endpoint (docs/credentials.md)."""
+
+    SECRET = "secret"  # noqa: S105 - a mode name
+    CERTIFICATE = "certificate"
+    MANAGED_IDENTITY_FEDERATION = "managed_identity_federation"
+
+
 def _https_or_loopback(url: HttpUrl) -> HttpUrl:
     # Tokens travel to these hosts: plain http only ever to this machine.
     if url.scheme != "https" and url.host not in {"127.0.0.1", "localhost", "::1", "[::1]"}:
@@ -82,6 +90,15 @@ class Settings(BaseModel):
     TENANT_ID: UUID
     CLIENT_ID: UUID
     CLIENT_SECRET: SecretStr | None = None
+    # The app's own credential at the token endpoint: a client secret (local and sandbox), a
+    # Key Vault certificate, or the user-assigned managed identity's token as a federated
+    # client assertion. Unset: see `app_credential`.
+    APP_CREDENTIAL: AppCredentialKind | None = None
+    MANAGED_IDENTITY_CLIENT_ID: UUID | None = None  # the user-assigned identity's client id
+    CERTIFICATE_NAME: str | None = Field(default=None, pattern=r"^[0-9A-Za-z-]{1,127}$")
+    # Certificate mode with the local key provider: a PEM file holding the private key and
+    # the certificate, standing in for the Key Vault certificate (development only).
+    LOCAL_CERTIFICATE_FILE: Path | None = None
     API_AUDIENCE: str | None = None  # default: api://{CLIENT_ID}
     API_SCOPE: str = "access_as_user"
 
@@ -276,12 +293,57 @@ class Settings(BaseModel):
                 )
         elif self.KEY_VAULT_URL is None:
             problems.append("KEY_VAULT_URL: required when KEY_PROVIDER is keyvault")
+        problems.extend(self._credential_problems())
         if self.APP_ENV is Environment.PRODUCTION and self.CURSOR_SECRET is None:
             # A per-process key would break paging as soon as a second worker answers.
             problems.append("CURSOR_SECRET: required when APP_ENV is production")
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _credential_problems(self) -> list[str]:
+        mode = self.app_credential
+        if mode is AppCredentialKind.SECRET:
+            return (
+                []
+                if self.CLIENT_SECRET
+                else ["CLIENT_SECRET: required when APP_CREDENTIAL is secret"]
+            )
+        if mode is AppCredentialKind.MANAGED_IDENTITY_FEDERATION:
+            if self.MANAGED_IDENTITY_CLIENT_ID is None:
+                return [
+                    "MANAGED_IDENTITY_CLIENT_ID: required when APP_CREDENTIAL is "
+                    "managed_identity_federation"
+                ]
+            return []
+        if self.KEY_PROVIDER is KeyProviderKind.KEYVAULT:
+            if self.CERTIFICATE_NAME is None:
+                return ["CERTIFICATE_NAME: required when APP_CREDENTIAL is certificate"]
+            return []
+        if self.LOCAL_CERTIFICATE_FILE is None:
+            return [
+                "LOCAL_CERTIFICATE_FILE: required when APP_CREDENTIAL is certificate and "
+                "KEY_PROVIDER is local (CERTIFICATE_NAME names a Key Vault certificate)"
+            ]
+        if not self.LOCAL_CERTIFICATE_FILE.is_file():
+            return ["LOCAL_CERTIFICATE_FILE: file does not exist"]
+        return []
+
+    @cached_property
+    def app_credential(self) -> AppCredentialKind:
+        """APP_CREDENTIAL or, unset, the mode whose setting is present; with none of them,
+        federation in production (the error then names MANAGED_IDENTITY_CLIENT_ID) and
+        secret elsewhere. Why infer: a deployment that predates APP_CREDENTIAL and has only
+        CLIENT_SECRET keeps starting after an upgrade."""
+        if self.APP_CREDENTIAL is not None:
+            return self.APP_CREDENTIAL
+        if self.MANAGED_IDENTITY_CLIENT_ID is not None:
+            return AppCredentialKind.MANAGED_IDENTITY_FEDERATION
+        if self.CERTIFICATE_NAME is not None or self.LOCAL_CERTIFICATE_FILE is not None:
+            return AppCredentialKind.CERTIFICATE
+        if self.CLIENT_SECRET is not None or self.APP_ENV is not Environment.PRODUCTION:
+            return AppCredentialKind.SECRET
+        return AppCredentialKind.MANAGED_IDENTITY_FEDERATION
 
     @cached_property
     def loopback_webhooks(self) -> bool:

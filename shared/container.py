@@ -73,7 +73,7 @@ class Container:
         from shared.crypto.keyring import KeyRingCache
         from shared.graph import cursor_codec_from_settings
         from shared.graph.client import GraphClient
-        from shared.identity.msal_client import MsalClient
+        from shared.identity.msal_client import AppCredentialProbe, MsalClient
         from shared.lifecycle.queue import StorageWorkQueue
         from shared.lifecycle.wiring import (
             build_lifecycle,
@@ -95,8 +95,9 @@ class Container:
         table_service = build_table_service(settings)
         tables = TableSet(table_service, settings.TABLE_PREFIX)
         closers: list[Callable[[], Awaitable[None]]] = [table_service.close]
+        msal_client = MsalClient(settings)
         if probes is None:
-            probes = [TableStorageProbe(table_service), keys]
+            probes = [TableStorageProbe(table_service), keys, AppCredentialProbe(msal_client)]
         if graph is None:
             graph = GraphClient.from_settings(settings)
             closers.append(graph.aclose)
@@ -106,7 +107,6 @@ class Container:
             else None,
             settings.AUDIT_LOG_PATH,
         )
-        msal_client = MsalClient(settings)
         due = DueIndex(tables, timedelta(days=settings.KEEPALIVE_IDLE_DAYS))
         connection_store = ConnectionStore(tables, key_ring, due)
         tokens = TokenService(settings, msal_client, connection_store, audit)

@@ -176,11 +176,12 @@ class DependencyUnavailable(ApiError):
 
     code, status, title = "dependency_unavailable", 503, "A dependency is unavailable"
 
-    def __init__(self, unavailable: Sequence[str]) -> None:
-        super().__init__(
-            f"Unavailable: {', '.join(unavailable)}",
-            extensions={"unavailable": list(unavailable)},
-        )
+    def __init__(self, unavailable: Sequence[str], reasons: dict[str, str] | None = None) -> None:
+        extensions: dict[str, object] = {"unavailable": list(unavailable)}
+        if reasons:
+            # Short codes (e.g. appCredential: AADSTS700213), never a message or a secret.
+            extensions["reasons"] = dict(reasons)
+        super().__init__(f"Unavailable: {', '.join(unavailable)}", extensions=extensions)
 
 
 class InternalError(ApiError):

@@ -24,6 +24,7 @@ from sandbox.graph.pipeline import (
     split_path,
     throttle_key,
 )
+from sandbox.identity.claims import CAE_CAPABILITY, pending_demand
 from sandbox.principal import Principal, TokenRejected
 
 if TYPE_CHECKING:
@@ -240,6 +241,7 @@ async def handle_http(ctx: SandboxContext, http: Request) -> Response:
                         )
                     },
                 ) from None
+            _claims_challenge(ctx, request.principal, base_url)
             if split_path(path) == ["$batch"]:
                 _only(http.method, "POST")
                 request.body = await _read_body(http)
@@ -267,6 +269,24 @@ async def handle_http(ctx: SandboxContext, http: Request) -> Response:
             client_request_id,
         )
     return render(response, request, request_id, client_request_id)
+
+
+def _claims_challenge(ctx: SandboxContext, principal: Principal, base_url: str) -> None:
+    """A pending claims challenge for the user (sandbox/identity/claims.py) answers 401, to
+    CAE-capable tokens only: Graph challenges no client that did not declare CP1."""
+    if principal.kind != "user" or CAE_CAPABILITY not in principal.capabilities:
+        return
+    demand = pending_demand(ctx.identity.claims_demands, principal.upn)
+    if demand is None:
+        return
+    demand.challenged += 1
+    raise GraphError(
+        401,
+        "InvalidAuthenticationToken",
+        "Continuous access evaluation resulted in challenge with result: InteractionRequired "
+        "and code: TokenIssuedBeforeRevocationTimestamp",
+        {"WWW-Authenticate": demand.www_authenticate(base_url)},
+    )
 
 
 async def _read_body(http: Request) -> bytes:

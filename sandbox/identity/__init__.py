@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 def routes(ctx: SandboxContext) -> list[BaseRoute]:
     from sandbox.identity.authorize import authorize_handler
     from sandbox.identity.discovery import routes_handlers
+    from sandbox.identity.managed_identity import PATH, identity_endpoint_handler
     from sandbox.identity.token_endpoint import token_handler
 
     handlers = routes_handlers(ctx)
@@ -32,6 +33,7 @@ def routes(ctx: SandboxContext) -> list[BaseRoute]:
 
     return [
         Route("/error", handlers["error_lookup"], methods=["GET"]),
+        Route(PATH, identity_endpoint_handler(ctx), methods=["GET"]),
         Route(
             "/{tenant}/v2.0/.well-known/openid-configuration",
             handlers["configuration"],

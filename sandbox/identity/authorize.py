@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from sandbox.directory import User
+from sandbox.identity.claims import pending_demand
 from sandbox.identity.discovery import known_tenant, tenant_not_found
 from sandbox.identity.errors import OAuthError, error_page
 from sandbox.identity.forms import FormTooLarge, read_form
@@ -345,6 +346,10 @@ async def _authorize_verified(
             )
             return _sign_in_page(ctx, tenant, params, scopes, notice)
 
+    demand = pending_demand(identity.claims_demands, user.upn)
+    if demand is not None and demand.carried_by(params.get("claims")):
+        # An interactive sign-in asked for the demanded claims (e.g. the MFA step-up).
+        demand.satisfied = True
     grants = {
         (resource, permission)
         for resource, perms in scopes.permissions.items()

@@ -10,6 +10,8 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sandbox.directory import APP_ROLES
+from sandbox.identity.claims import ClaimsDemand
+from sandbox.identity.credentials import CredentialState
 from sandbox.identity.keys import KeyRing
 from sandbox.identity.scopes import Resource
 from sandbox.settings import SandboxSettings
@@ -116,6 +118,10 @@ class IdentityState:
     authorize_errors: list[InjectedError] = field(default_factory=list)
     refresh_errors: list[InjectedError] = field(default_factory=list)
     app_roles: dict[Resource, tuple[str, ...]] = field(default_factory=dict)
+    # Federated credentials, certificates and managed identities (sandbox/identity/credentials.py).
+    credentials: CredentialState = field(default_factory=CredentialState)
+    # Claims challenges demanded by tests, satisfied ones kept for inspection (claims.py).
+    claims_demands: list[ClaimsDemand] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.reset()
@@ -130,6 +136,8 @@ class IdentityState:
         self.authorize_errors.clear()
         self.refresh_errors.clear()
         self.app_roles = dict(DEFAULT_APP_ROLES)
+        self.credentials.reset()
+        self.claims_demands.clear()
 
     def record(
         self, kind: TokenKind, value: str, *, upn: str | None = None, app_id: str | None = None

@@ -2,7 +2,12 @@
 
 Behaviour taken from Entra's documentation:
 - the client authenticates with its secret in the form (client_secret_post) or in HTTP Basic
-  (client_secret_basic); a wrong secret is 401 `invalid_client` AADSTS7000215;
+  (client_secret_basic); a wrong secret is 401 `invalid_client` AADSTS7000215; or with a
+  client assertion (a certificate-signed JWT, or a federated token such as a managed
+  identity's), checked in sandbox/identity/credentials.py;
+- `claims` with `access_token.xms_cc` = ["CP1"] makes Graph tokens CAE-capable (`xms_cc`),
+  and a refresh carrying the claims of a pending claims challenge answers it
+  (sandbox/identity/claims.py);
 - codes are single use and live 10 minutes; the `redirect_uri` must equal the one the code
   was issued for; the PKCE verifier must hash to the challenge;
 - a refresh token is bound to user + client, not to a resource: it can be redeemed for any
@@ -27,6 +32,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from sandbox.directory import GRAPH_APP_ID, GRAPH_RESOURCE, User
+from sandbox.identity.claims import capabilities, pending_demand
+from sandbox.identity.credentials import JWT_BEARER, check_client_assertion
 from sandbox.identity.discovery import known_tenant, tenant_not_found
 from sandbox.identity.errors import OAuthError, correlation_id, error_json
 from sandbox.identity.forms import FormTooLarge, read_form
@@ -110,6 +117,25 @@ def _authenticate_client(ctx: SandboxContext, request: Request, form: dict[str, 
             f"Application with identifier '{client_id}' was not found in the directory "
             f"'{ctx.directory.domain}'.",
         )
+    assertion_type = form.get("client_assertion_type")
+    if assertion_type is not None or form.get("client_assertion") is not None:
+        if secret:
+            raise OAuthError(
+                "invalid_request",
+                9002313,
+                "Invalid request. Send either a client secret or a client assertion, not both.",
+            )
+        if assertion_type != JWT_BEARER:
+            raise OAuthError(
+                "invalid_request",
+                9002313,
+                f"Invalid request. client_assertion_type must be '{JWT_BEARER}'.",
+            )
+        assertion = form.get("client_assertion")
+        if not assertion:
+            raise _missing("client_assertion")
+        check_client_assertion(ctx, app.client_id, assertion)
+        return app.client_id
     if not secret:
         raise OAuthError(
             "invalid_client",
@@ -198,7 +224,12 @@ def _token_response(
         graph_scp = sorted([*scp, *oidc_consented], key=str.lower)
         audience = graph_audience_for(form.get("scope", "").split())
         token = mint_graph_token(
-            ctx, client_id=client_id, user=user, scopes=graph_scp, audience=audience
+            ctx,
+            client_id=client_id,
+            user=user,
+            scopes=graph_scp,
+            audience=audience,
+            capabilities=capabilities(form.get("claims")),
         )
         scope_text = graph_scp
     body: dict[str, Any] = {
@@ -340,6 +371,18 @@ def _redeem_refresh_token(
         raise OAuthError(
             "invalid_grant", 50034, "The user account does not exist in the directory."
         )
+    demand = pending_demand(identity.claims_demands, grant.upn)
+    if demand is not None and demand.carried_by(form.get("claims")):
+        demand.claims_refreshes += 1
+        if demand.mode == "interaction":
+            raise OAuthError(
+                "interaction_required",
+                50076,
+                "Due to a configuration change made by your administrator, or because you "
+                "moved to a new location, you must use multi-factor authentication to access "
+                f"'{GRAPH_APP_ID}'.",
+            )
+        demand.satisfied = True
     requested = _parse(ctx, form.get("scope"))
     if not form.get("scope"):
         requested.oidc = set(grant.oidc)

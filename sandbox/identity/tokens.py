@@ -62,6 +62,11 @@ class IssuedToken:
     expires_in: int
 
 
+def sign_token(ctx: SandboxContext, claims: dict[str, Any]) -> str:
+    """Sign `claims` with the tenant's current key (published in its JWKS)."""
+    return _sign(ctx, claims)
+
+
 def _sign(ctx: SandboxContext, claims: dict[str, Any]) -> str:
     key = ctx.identity.keys.current
     return jwt.encode(
@@ -108,8 +113,10 @@ def mint_graph_token(
     scopes: list[str] | None = None,
     roles: list[str] | None = None,
     audience: str = GRAPH_APP_ID,
+    capabilities: list[str] | None = None,
 ) -> IssuedToken:
-    """A v1-format Graph access token, delegated (`scp`, user claims) or app-only (`roles`)."""
+    """A v1-format Graph access token, delegated (`scp`, user claims) or app-only (`roles`).
+    `capabilities` the client declared (CP1) are carried as `xms_cc`, as Entra does."""
     lifetime = ctx.settings.access_token_lifetime_seconds
     claims: dict[str, Any] = {
         "aud": audience,
@@ -121,6 +128,8 @@ def mint_graph_token(
         "uti": _uti(),
         "ver": "1.0",
     }
+    if capabilities:
+        claims["xms_cc"] = list(capabilities)
     if user is not None:
         given, _, family = user.display_name.partition(" ")
         claims.update(

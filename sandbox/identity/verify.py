@@ -112,6 +112,7 @@ def authenticate_graph(ctx: SandboxContext, authorization_header: str | None) ->
         upn=str(upn).lower(),
         scopes=frozenset(str(claims.get("scp", "")).split()),
         roles=frozenset(claims.get("roles") or []),
+        capabilities=frozenset(str(c) for c in claims.get("xms_cc") or []),
     )
 
 

@@ -8,7 +8,8 @@ background work (no caller: the notification worker, the renewal timer).
 
 The handle gets the connection's access token on first use and keeps it; a 401 from Graph
 goes through `_after_unauthorized`, the one place that decides what a refused token means
-(today: refresh once per handle, then give up).
+(refresh once per handle, carrying a CAE claims challenge's claims if Graph sent one; then
+give up).
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ class AccessTokens(Protocol):
 
     async def access_token(
         self, connection: Connection, correlation_id: str, *, force_refresh: bool = False
+    ) -> str: ...
+
+    async def refresh_for_claims(
+        self, connection: Connection, claims: str, correlation_id: str
     ) -> str: ...
 
     def forget(self, connection_id: str) -> None: ...
@@ -152,7 +157,9 @@ class ConnectedMailbox:
 
         Graph refuses a token that was revoked or expired early: this worker's cached copy
         is dropped and the grant redeemed again, once per handle, so that a token Graph
-        keeps refusing costs one refresh and not one per call."""
+        keeps refusing costs one refresh and not one per call. A CAE claims challenge is
+        answered the same way, once, by a refresh that carries the demanded claims (which
+        raises ReauthRequired when Entra needs the person for them)."""
         async with self._token_lock:
             if self._token is not None and self._token != used:
                 return self._token  # another send of this handle refreshed meanwhile
@@ -160,9 +167,14 @@ class ConnectedMailbox:
                 raise refused
             self._refreshed = True
             self._tokens.forget(self.connection.id)
-            self._token = await self._tokens.access_token(
-                self.connection, self.correlation_id, force_refresh=True
-            )
+            if refused.claims:
+                self._token = await self._tokens.refresh_for_claims(
+                    self.connection, refused.claims, self.correlation_id
+                )
+            else:
+                self._token = await self._tokens.access_token(
+                    self.connection, self.correlation_id, force_refresh=True
+                )
             return self._token
 
 

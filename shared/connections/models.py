@@ -29,3 +29,6 @@ class Connection:
     home_account_id: str = ""
     # The time of the due-index hint the connection is armed with (shared/store/due.py).
     due_at: datetime | None = None
+    # Claims JSON a resource demanded when the grant could not satisfy it without the person
+    # (CAE step-up): the loginUrl carries it, so that reconnecting satisfies it.
+    reauth_claims: str | None = None

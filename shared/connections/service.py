@@ -29,6 +29,7 @@ from shared.auth.policy import authorize_connection, lists_all_connections
 from shared.config import Settings
 from shared.connections.models import Connection, ConnectionStatus
 from shared.errors import ConnectionNotFound, SignInFailed, ValidationFailed
+from shared.graph.challenge import decode_claims
 from shared.identity.msal_client import IdentityError, MsalClient
 from shared.store.connections import ConnectionStore
 from shared.store.pending_flows import FlowRejected, PendingFlowStore
@@ -86,14 +87,26 @@ class ConnectionService:
     # -- the browser flow -------------------------------------------------------------
 
     async def start_login(
-        self, login_hint: str | None, return_to: str | None, correlation_id: str
+        self,
+        login_hint: str | None,
+        return_to: str | None,
+        correlation_id: str,
+        claims: str | None = None,
     ) -> LoginStart:
+        """claims: the loginUrl's `claims` (base64url JSON a resource demanded, CAE): sent
+        to the identity provider so that this sign-in satisfies them. They only ask for more
+        of the person (e.g. MFA), so a forged value can weaken nothing."""
         if login_hint is not None and not _LOGIN_HINT.match(login_hint):
             raise ValidationFailed("loginHint must be an email address or UPN.")
         if return_to is not None and not self._return_to_allowed(return_to):
             raise ValidationFailed("returnTo is not in the configured allow-list.")
+        claims_json = None
+        if claims is not None:
+            claims_json = decode_claims(claims)
+            if claims_json is None:
+                raise ValidationFailed("claims must be base64url of a JSON object.")
         try:
-            flow = await asyncio.to_thread(self._msal.initiate, login_hint)
+            flow = await asyncio.to_thread(self._msal.initiate, login_hint, claims_json)
         except IdentityError as exc:
             raise SignInFailed(exc.error, "The identity provider could not be reached.") from None
         browser_secret = secrets.token_urlsafe(32)

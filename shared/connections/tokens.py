@@ -10,6 +10,11 @@ again: the connection is marked `reauth_required` and callers get 409 with a log
 Use is recorded on the row (`LastUsedAt`) at most once per `TOUCH_EVERY` per connection and
 worker, which makes the connection warm: the lifecycle timer then refreshes its access token
 before it expires, so callers rarely wait for a refresh themselves.
+
+Claims challenges (CAE): when Graph demands claims, `refresh_for_claims` redeems the grant
+once with them. If Entra then wants the person (`interaction_required`, e.g. MFA step-up),
+the connection becomes `reauth_required` and keeps the claims, so its loginUrl asks for them
+and reconnecting satisfies them.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ from shared.errors import (
     ReauthRequired,
     StorageUnavailable,
 )
+from shared.graph.challenge import encode_claims
+from shared.identity.credentials import AppCredentialError
 from shared.identity.msal_client import MsalClient
 from shared.lifecycle.planning import ACCESS_EARLY, WARM_WINDOW, Due, DueKind
 from shared.store.connections import ConnectionStore, SealedCache
@@ -97,9 +104,15 @@ class TokenService:
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._touched: dict[str, float] = {}  # connection id -> monotonic time of last touch
 
-    def login_url(self, connection: Connection) -> str:
+    def login_url(self, connection: Connection, claims: str | None = None) -> str:
+        """Where the person reconnects; with the claims a resource demanded, if any, so
+        that the sign-in satisfies them (the login route hands them to MSAL)."""
         login = urljoin(str(self._settings.REDIRECT_URI), "login")
-        return f"{login}?{urlencode({'loginHint': connection.mailbox})}"
+        query = {"loginHint": connection.mailbox}
+        claims = claims or connection.reauth_claims
+        if claims:
+            query["claims"] = encode_claims(claims)
+        return f"{login}?{urlencode(query)}"
 
     def forget(self, connection_id: str) -> None:
         """Drop the worker's copy (Graph said 401, or the connection was deleted)."""
@@ -120,6 +133,23 @@ class TokenService:
                     cached = await self._acquire(sealed, connection, correlation_id, force_refresh)
         await self._touch(connection, cached)
         return cached.token
+
+    async def refresh_for_claims(
+        self, connection: Connection, claims: str, correlation_id: str
+    ) -> str:
+        """Graph answered with a claims challenge: redeem the grant once, carrying `claims`
+        (MSAL adds the CP1 capability). Raises ReauthRequired, whose loginUrl carries the
+        claims, when Entra needs the person for them; otherwise like `access_token`.
+
+        Callers retry their Graph request once with the token returned, and never call this
+        again for the same request: a second challenge is an error, not a loop."""
+        if connection.status is ConnectionStatus.REAUTH_REQUIRED:
+            raise ReauthRequired(self.login_url(connection))
+        self.forget(connection.id)
+        async with self._lock(connection.id):
+            sealed = await self._store.open_cache(connection.id)
+            acquired = await self._acquire(sealed, connection, correlation_id, True, claims=claims)
+        return acquired.token
 
     async def refresh(self, sealed: SealedCache, correlation_id: str, armed: Due | None) -> bool:
         """Redeem the grant of an already opened row now (the lifecycle's keep-alive).
@@ -146,15 +176,16 @@ class TokenService:
         correlation_id: str,
         force: bool,
         armed: Due | None = None,
+        claims: str | None = None,
     ) -> _Acquired:
         if sealed is None:
             self.forget(connection.id)
             raise ConnectionNotFound("The connection no longer exists.")
         if sealed.connection.status is ConnectionStatus.REAUTH_REQUIRED:
-            raise ReauthRequired(self.login_url(connection))
-        silent = await asyncio.to_thread(self._silent, sealed, force)
+            raise ReauthRequired(self.login_url(sealed.connection))
+        silent = await asyncio.to_thread(self._silent, sealed, force, claims)
         if silent.error is not None or silent.token is None:
-            await self._fail(sealed, silent.error or "no_token", correlation_id)
+            await self._fail(sealed, silent.error or "no_token", correlation_id, claims)
         assert silent.token is not None
         stored = False
         if silent.cache is not None:
@@ -197,10 +228,14 @@ class TokenService:
             logger.info("could not record use of %s; it stays cold for now", connection.id)
             del self._touched[connection.id]
 
-    def _silent(self, sealed: SealedCache, force: bool) -> _Silent:
+    def _silent(self, sealed: SealedCache, force: bool, claims: str | None = None) -> _Silent:
         cache = msal.SerializableTokenCache()
         cache.deserialize(sealed.cache.decode())
-        app = self._msal.application(cache)
+        try:
+            app = self._msal.application(cache)
+        except AppCredentialError as exc:
+            logger.warning("the app credential is unusable: %s", exc.reason)
+            return _Silent(None, 0, "identity_unavailable", None)
         accounts = [
             a
             for a in app.get_accounts()
@@ -210,8 +245,12 @@ class TokenService:
             return _Silent(None, 0, "no_account", None)
         try:
             result = app.acquire_token_silent_with_error(
-                self._msal.scopes, accounts[0], force_refresh=force
+                self._msal.scopes, accounts[0], force_refresh=force, claims_challenge=claims
             )
+        except AppCredentialError as exc:
+            # The managed identity (or certificate) failed: nothing is wrong with the grant.
+            logger.warning("the app credential is unusable: %s", exc.reason)
+            return _Silent(None, 0, "identity_unavailable", None)
         except (MsalServiceError, requests.RequestException):
             # The identity provider answered 5xx or could not be reached: nothing is wrong
             # with the grant: IdentityUnavailable (503 graph_unavailable), and the lifecycle
@@ -224,12 +263,17 @@ class TokenService:
         changed = cache.serialize().encode() if cache.has_state_changed else None
         return _Silent(str(result["access_token"]), int(result.get("expires_in", 0)), None, changed)
 
-    async def _fail(self, sealed: SealedCache, error: str, correlation_id: str) -> NoReturn:
+    async def _fail(
+        self, sealed: SealedCache, error: str, correlation_id: str, claims: str | None = None
+    ) -> NoReturn:
         connection = sealed.connection
         self.forget(connection.id)
         # Branch on the OAuth error code, never on AADSTS text (security.md).
         if error in {"invalid_grant", "interaction_required", "no_account", "no_refresh_token"}:
-            await self._store.set_status(connection.id, ConnectionStatus.REAUTH_REQUIRED)
+            # Claims the person must satisfy stay with the connection for its loginUrl.
+            await self._store.set_status(
+                connection.id, ConnectionStatus.REAUTH_REQUIRED, reauth_claims=claims
+            )
             self._audit.emit(
                 AuditEvent(
                     "connection.reauth_required",
@@ -240,7 +284,7 @@ class TokenService:
                     reason=error,
                 )
             )
-            raise ReauthRequired(self.login_url(connection))
+            raise ReauthRequired(self.login_url(connection, claims))
         self._audit.emit(
             AuditEvent(
                 "token.refresh_failed",

@@ -42,6 +42,7 @@ from shared.errors import (
     PayloadTooLarge,
     ValidationFailed,
 )
+from shared.graph.challenge import claims_from_challenge
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +89,13 @@ class GraphUnauthorized(GraphError):
 
     A signal for the token service, which refreshes once and retries. Should it ever reach
     the renderer it is an ordinary 502 graph_error: the *caller's* credentials were fine.
+    `claims` holds the claims JSON of a CAE claims challenge (shared.graph.challenge), which
+    the one refresh must carry; None for an ordinary 401.
     """
+
+    def __init__(self, graph_code: str, claims: str | None = None) -> None:
+        super().__init__(graph_code)
+        self.claims = claims
 
 
 def graph_code_of(body: bytes) -> str | None:
@@ -136,7 +143,7 @@ def error_for(status: int, headers: Mapping[str, str], body: bytes) -> GraphFail
             logger.warning("graph refused a request we built: status=400 graphCode=%s", code)
             error = GraphError(code)
     elif status == 401:
-        error = GraphUnauthorized(code)
+        error = GraphUnauthorized(code, claims_from_challenge(headers.get("www-authenticate")))
     elif status == 403:
         error = GraphForbidden(
             "Microsoft Graph denied access to this mailbox or item", extensions=extensions

@@ -12,6 +12,8 @@ from shared.errors import DependencyUnavailable
 
 logger = logging.getLogger(__name__)
 
+_DOWN = "down"
+
 
 class Probe(Protocol):
     name: str
@@ -34,15 +36,30 @@ class HealthService:
         results = await asyncio.gather(
             *(self._run(probe) for probe in self._probes), return_exceptions=False
         )
-        down = [probe.name for probe, ok in zip(self._probes, results, strict=True) if not ok]
+        down = [probe.name for probe, ok in zip(self._probes, results, strict=True) if ok]
         if down:
-            raise DependencyUnavailable(down)
+            reasons = {
+                probe.name: reason
+                for probe, reason in zip(self._probes, results, strict=True)
+                if reason and reason != _DOWN
+            }
+            raise DependencyUnavailable(down, reasons)
         return Readiness(checks={probe.name: "ok" for probe in self._probes})
 
-    async def _run(self, probe: Probe) -> bool:
+    async def _run(self, probe: Probe) -> str | None:
+        """None when the probe passed; else its reason code, or _DOWN when it gave none."""
         try:
             await asyncio.wait_for(probe.check(), self._timeout)
         except Exception as exc:  # a probe failing in any way means "not ready"
-            logger.warning("readiness: %s is down (%s)", probe.name, type(exc).__name__)
-            return False
-        return True
+            # A probe may say why with a `reason` code (e.g. AADSTS700213); that is all of
+            # its failure that is reported: exception texts may quote what they should not.
+            reason = getattr(exc, "reason", None)
+            reason = reason if isinstance(reason, str) and len(reason) <= 64 else None
+            logger.warning(
+                "readiness: %s is down (%s%s)",
+                probe.name,
+                type(exc).__name__,
+                f": {reason}" if reason else "",
+            )
+            return reason or _DOWN
+        return None

@@ -25,6 +25,8 @@ COOKIE = "oia_signin"
 class LoginQuery(ApiModel):
     loginHint: str | None = Field(default=None, max_length=256)
     returnTo: str | None = Field(default=None, max_length=2048)
+    # Claims a resource demanded (CAE step-up), as a reauth_required loginUrl carries them.
+    claims: str | None = Field(default=None, max_length=8192)
 
 
 class CallbackQuery(ApiModel):
@@ -88,7 +90,7 @@ def _browser_secret(req: func.HttpRequest) -> str | None:
 async def auth_login(request: ApiRequest) -> func.HttpResponse:
     query = request.query(LoginQuery)
     start = await get_container().connections.start_login(
-        query.loginHint, query.returnTo, request.correlation_id
+        query.loginHint, query.returnTo, request.correlation_id, query.claims
     )
     return func.HttpResponse(
         status_code=302,

@@ -47,7 +47,7 @@ async def health(request: ApiRequest) -> func.HttpResponse:
     "health/ready",
     methods=("GET",),
     operation_id="health_ready",
-    summary="Readiness: Table Storage and the key provider are reachable.",
+    summary="Readiness: Table Storage, the key provider and the app credential work.",
     security=Security.FUNCTION_KEY,
     auth_level=func.AuthLevel.FUNCTION,
     responses={200: ResponseSpec("Ready", ReadinessReport)},

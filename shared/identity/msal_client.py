@@ -6,10 +6,16 @@ Why a client application per cache: each connection owns its own MSAL
 MSAL's own web-app samples build one per request for the same reason; the shared
 `http_cache` makes that cheap (the authority's discovery document is fetched once per
 worker, not per object). MSAL is synchronous: callers run these methods in a worker thread.
+
+Every application declares the client capability `CP1`: Microsoft Graph then answers a
+revoked session or an unmet Conditional Access policy with a claims challenge (401 +
+`WWW-Authenticate: … error="insufficient_claims", claims="…"`) instead of honouring a
+long-lived token to its end, and the app answers the challenge (shared/graph/challenge.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import warnings
@@ -18,14 +24,18 @@ from typing import Any
 
 import msal
 import requests
+from msal.exceptions import MsalServiceError
 
 from shared.config import Settings
+from shared.identity.credentials import AppCredential, AppCredentialError, build_app_credential
 
 logger = logging.getLogger(__name__)
 
 # Scopes MSAL adds on its own (openid, profile, offline_access) must not be requested
 # explicitly: MSAL refuses them.
 _RESERVED_SCOPES = frozenset({"openid", "profile", "offline_access"})
+# Continuous Access Evaluation: this client can handle claims challenges.
+CLIENT_CAPABILITIES = ["CP1"]
 
 
 @dataclass(frozen=True)
@@ -46,7 +56,7 @@ class IdentityError(Exception):
 
 
 class MsalClient:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, credential: AppCredential | None = None) -> None:
         self._settings = settings
         self._session = requests.Session()
         # urllib3 keeps 10 connections per host by default; with more refreshes in flight
@@ -64,6 +74,9 @@ class MsalClient:
         self._http_cache: dict[Any, Any] = {}
         self._lock = threading.Lock()
         self.scopes = [s for s in settings.GRAPH_SCOPES if s not in _RESERVED_SCOPES]
+        self.credential = credential or build_app_credential(settings, self._session)
+        # Its own cache: readiness asks for an app token at most once per token lifetime.
+        self._probe_cache = msal.SerializableTokenCache()
         if settings.AUTH_RESPONSE_MODE == "query":
             # Query mode is a deliberate setting (loopback); MSAL's advice is in the README.
             warnings.filterwarnings(
@@ -73,11 +86,13 @@ class MsalClient:
     def application(
         self, cache: msal.SerializableTokenCache | None = None
     ) -> msal.ConfidentialClientApplication:
-        secret = self._settings.CLIENT_SECRET
+        """Raises AppCredentialError when the app's own credential cannot be produced."""
+        credential = self.credential.client_credential()
         with self._lock:  # http_cache is a plain dict shared by every application object
             return msal.ConfidentialClientApplication(
                 str(self._settings.CLIENT_ID),
-                client_credential=secret.get_secret_value() if secret else None,
+                client_credential=credential,
+                client_capabilities=CLIENT_CAPABILITIES,
                 authority=self._settings.authority,
                 # The authority is the operator's setting (Entra, a national cloud or the
                 # sandbox): no instance discovery round-trip to a fixed Microsoft host.
@@ -87,13 +102,24 @@ class MsalClient:
                 token_cache=cache,
             )
 
-    def initiate(self, login_hint: str | None) -> dict[str, Any]:
-        """Start auth code + PKCE: MSAL makes state, nonce and the S256 verifier."""
-        flow: dict[str, Any] = self.application().initiate_auth_code_flow(
+    def initiate(
+        self, login_hint: str | None, claims_challenge: str | None = None
+    ) -> dict[str, Any]:
+        """Start auth code + PKCE: MSAL makes state, nonce and the S256 verifier.
+
+        claims_challenge: claims JSON a resource demanded (CAE step-up), sent as the
+            authorize request's `claims` so that this sign-in satisfies them.
+        """
+        try:
+            app = self.application()
+        except AppCredentialError as exc:
+            raise IdentityError(exc.reason) from None
+        flow: dict[str, Any] = app.initiate_auth_code_flow(
             scopes=self.scopes,
             redirect_uri=str(self._settings.REDIRECT_URI),
             login_hint=login_hint,
             response_mode=self._settings.AUTH_RESPONSE_MODE,
+            claims_challenge=claims_challenge,
         )
         if "auth_uri" not in flow:
             raise IdentityError(str(flow.get("error", "flow_not_started")))
@@ -104,9 +130,11 @@ class MsalClient:
     ) -> tuple[AuthResult, msal.SerializableTokenCache]:
         """Redeem the code into a fresh cache that will belong to the connection."""
         cache = msal.SerializableTokenCache()
-        app = self.application(cache)
         try:
+            app = self.application(cache)
             result = app.acquire_token_by_auth_code_flow(flow, auth_response)
+        except AppCredentialError as exc:
+            raise IdentityError(exc.reason) from None
         except ValueError:
             # MSAL raises ValueError on a state mismatch or a malformed response.
             raise IdentityError("invalid_response") from None
@@ -118,3 +146,33 @@ class MsalClient:
             raise IdentityError("no_id_token")
         granted = str(result.get("scope", "")).split()
         return AuthResult(claims, granted, str(accounts[0]["home_account_id"])), cache
+
+    def check_app_credential(self) -> None:
+        """Prove the app's credential at the token endpoint: an app-only token for the app
+        itself (no permission needed), served from the probe's cache while it is valid.
+
+        Raises AppCredentialError with Entra's AADSTS number (e.g. AADSTS700213, a federated
+        record's subject that does not match), or our own reason code."""
+        app = self.application(self._probe_cache)
+        try:
+            result = app.acquire_token_for_client([f"{self._settings.CLIENT_ID}/.default"])
+        except (requests.RequestException, MsalServiceError):
+            raise AppCredentialError("authority_unreachable") from None
+        if "access_token" in result:
+            return
+        codes = result.get("error_codes") or []
+        reason = f"AADSTS{codes[0]}" if codes else str(result.get("error", "refused"))
+        raise AppCredentialError(reason)
+
+
+class AppCredentialProbe:
+    """Readiness: the configured credential mode works end to end (managed identity
+    endpoint, Key Vault certificate, federated record, secret), named `appCredential`."""
+
+    name = "appCredential"
+
+    def __init__(self, msal_client: MsalClient) -> None:
+        self._msal = msal_client
+
+    async def check(self) -> None:
+        await asyncio.to_thread(self._msal.check_app_credential)

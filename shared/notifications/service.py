@@ -109,9 +109,13 @@ class NotificationService:
         key = connection.mailbox.lower()
         try:
             return await self._graph.send(request, token=token, mailbox_key=key, correlation_id=cid)
-        except GraphUnauthorized:
+        except GraphUnauthorized as refused:
             self._tokens.forget(connection.id)
-            token = await self._tokens.access_token(connection, cid, force_refresh=True)
+            if refused.claims:
+                # A CAE claims challenge: the one refresh carries the demanded claims.
+                token = await self._tokens.refresh_for_claims(connection, refused.claims, cid)
+            else:
+                token = await self._tokens.access_token(connection, cid, force_refresh=True)
             return await self._graph.send(request, token=token, mailbox_key=key, correlation_id=cid)
 
     def _expiry(self) -> datetime:

@@ -84,6 +84,7 @@ def _to_connection(entity: dict[str, Any]) -> Connection:
         last_refreshed_at=entity.get("LastRefreshedAt"),
         home_account_id=str(entity.get("HomeAccountId", "")),
         due_at=entity.get("DueAt"),
+        reauth_claims=entity.get("ReauthClaims") or None,
     )
 
 
@@ -105,6 +106,8 @@ def _columns(connection: Connection) -> dict[str, Any]:
         columns["LastRefreshedAt"] = connection.last_refreshed_at
     if connection.due_at is not None:
         columns["DueAt"] = connection.due_at
+    if connection.reauth_claims is not None:
+        columns["ReauthClaims"] = connection.reauth_claims
     return columns
 
 
@@ -120,6 +123,7 @@ _METADATA = [
     "LastRefreshedAt",
     "HomeAccountId",
     "DueAt",
+    "ReauthClaims",
 ]
 
 
@@ -284,18 +288,21 @@ class ConnectionStore:
         with storage_errors("record connection use"), contextlib.suppress(ResourceNotFoundError):
             await table.update_entity(columns, mode=UpdateMode.MERGE)
 
-    async def set_status(self, connection_id: str, status: ConnectionStatus) -> None:
-        """Change only the status column (MERGE: the sealed cache is left as it is)."""
+    async def set_status(
+        self, connection_id: str, status: ConnectionStatus, reauth_claims: str | None = None
+    ) -> None:
+        """Change only the status column, and with `reauth_claims` the claims a reconnect
+        must satisfy (MERGE: the sealed cache is left as it is)."""
         table = await self._tables.table(CONNECTIONS)
+        columns: dict[str, Any] = {
+            "PartitionKey": connection_id,
+            "RowKey": _row_key(connection_id),
+            "Status": str(status),
+        }
+        if reauth_claims is not None:
+            columns["ReauthClaims"] = reauth_claims
         with storage_errors("update connection status"), contextlib.suppress(ResourceNotFoundError):
-            await table.update_entity(
-                {
-                    "PartitionKey": connection_id,
-                    "RowKey": _row_key(connection_id),
-                    "Status": str(status),
-                },
-                mode=UpdateMode.MERGE,
-            )
+            await table.update_entity(columns, mode=UpdateMode.MERGE)
 
     async def list_for_owner(self, tenant_id: str, oid: str) -> list[Connection]:
         owners = await self._tables.table(OWNERS)

@@ -30,7 +30,7 @@ def test_readiness_needs_a_function_key(app_server: AppServer) -> None:
     assert keyed.status_code == 200
     assert keyed.json() == {
         "status": "ready",
-        "checks": {"tableStorage": "ok", "keyProvider": "ok"},
+        "checks": {"tableStorage": "ok", "keyProvider": "ok", "appCredential": "ok"},
     }
 
 

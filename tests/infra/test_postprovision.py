@@ -53,6 +53,8 @@ def test_absent_secrets_are_created_in_the_formats_the_app_reads() -> None:
         "KEY_PROVIDER": "keyvault",
         "KEY_VAULT_URL": "https://kv.vault.azure.net/",
         "APP_ENV": "production",
+        # Production's app credential (docs/credentials.md): the managed identity's.
+        "MANAGED_IDENTITY_CLIENT_ID": "0f0e0d0c-0b0a-0908-0706-050403020100",
         "CURSOR_SECRET": vault.secrets["cursor-secret"],
     }
     assert load_settings(env).cursor_secret is not None

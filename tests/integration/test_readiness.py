@@ -17,25 +17,30 @@ from tests.support.app import sample_settings
 from tests.support.azurite import AzuriteServer
 from tests.support.functions import app_functions
 from tests.support.processes import free_port
+from tests.support.sandbox import SandboxServer
 
 
-def settings_for(connection_string: str, key_file: Path) -> dict[str, str]:
+def settings_for(connection_string: str, key_file: Path, sandbox: SandboxServer) -> dict[str, str]:
     return {
         **sample_settings(),
         "LOCAL_KEY_FILE": str(key_file),
-        "CA_BUNDLE": "",
+        # The app credential is proven against the sandbox's token endpoint.
+        "AUTHORITY_HOST": sandbox.url,
+        "CA_BUNDLE": str(sandbox.ca_bundle_path),
         "STORAGE_CONNECTION_STRING": connection_string,
         "STORAGE_TIMEOUT_SECONDS": "2",
     }
 
 
 @pytest.fixture
-async def make_container(tmp_path: Path) -> AsyncIterator[Callable[[str], Container]]:
+async def make_container(
+    tmp_path: Path, sandbox: SandboxServer
+) -> AsyncIterator[Callable[[str], Container]]:
     built: list[Container] = []
 
     def make(connection_string: str) -> Container:
         container = Container.build(
-            load_settings(settings_for(connection_string, tmp_path / "keys.json")),
+            load_settings(settings_for(connection_string, tmp_path / "keys.json", sandbox)),
             audit=MemoryAuditSink(),
         )
         built.append(container)
@@ -54,7 +59,7 @@ async def test_ready_when_table_storage_and_keys_are_reachable(
 
     readiness = await container.health.readiness()
 
-    assert readiness.checks == {"tableStorage": "ok", "keyProvider": "ok"}
+    assert readiness.checks == {"tableStorage": "ok", "keyProvider": "ok", "appCredential": "ok"}
 
 
 async def test_unreachable_table_storage_is_named(

@@ -120,6 +120,30 @@ async def test_a_refused_token_is_refreshed_once_and_the_request_sent_again() ->
     assert auth == ["Bearer token-1", "Bearer token-2"]
 
 
+async def test_a_claims_challenge_is_answered_by_one_refresh_carrying_the_claims() -> None:
+    import base64
+
+    claims = '{"access_token":{"nbf":{"essential":true,"value":"1700000000"}}}'
+    challenge = (
+        'Bearer realm="", error="insufficient_claims", '
+        f'claims="{base64.b64encode(claims.encode()).decode()}"'
+    )
+    answers = iter(
+        [
+            httpx.Response(401, headers={"WWW-Authenticate": challenge}),
+            httpx.Response(401, headers={"WWW-Authenticate": challenge}),
+        ]
+    )
+    r = rig(lambda _: next(answers))
+    mb = await r.open()
+
+    with pytest.raises(GraphUnauthorized):
+        await mb.send(GraphRequest("GET", mb.path.messages()))
+
+    assert len(r.tokens.claims) == 1 and "nbf" in r.tokens.claims[0]
+    assert len(r.graph.requests) == 2  # one retry with the claims, never a loop
+
+
 async def test_a_token_refused_again_after_the_refresh_is_not_refreshed_twice() -> None:
     r = rig(lambda _: unauthorized())
     mb = await r.open()

@@ -67,6 +67,7 @@ class FakeTokens:
         self.issued = 0
         self.refreshes = 0
         self.forgotten: list[str] = []
+        self.claims: list[str] = []
 
     async def access_token(
         self, connection: Connection, correlation_id: str, *, force_refresh: bool = False
@@ -74,6 +75,12 @@ class FakeTokens:
         self.issued += 1
         self.refreshes += force_refresh
         return f"token-{self.issued}"
+
+    async def refresh_for_claims(
+        self, connection: Connection, claims: str, correlation_id: str
+    ) -> str:
+        self.claims.append(claims)
+        return await self.access_token(connection, correlation_id, force_refresh=True)
 
     def forget(self, connection_id: str) -> None:
         self.forgotten.append(connection_id)
