@@ -117,7 +117,9 @@ class FakeIdentity:
         self.claims = claims
         self.hints: list[str | None] = []
 
-    def initiate(self, login_hint: str | None) -> dict[str, Any]:
+    def initiate(
+        self, login_hint: str | None, claims_challenge: str | None = None
+    ) -> dict[str, Any]:
         self.hints.append(login_hint)
         return {"state": "state-1", "auth_uri": "https://login.test/authorize?state=state-1"}
 
