@@ -115,6 +115,11 @@ class MessageQuery(ApiModel):
     bodyType: Literal["html", "text"] = "html"
     includeAttachments: bool = False
     mailbox: str | None = _MAILBOX
+    body: Literal["full", "unique"] = Field(
+        default="full",
+        description="unique: answer uniqueBody (the new text, without quoted history) "
+        "instead of body.",
+    )
 
 
 class PageQuery(ApiModel):
@@ -171,6 +176,21 @@ async def messages_list(request: ApiRequest) -> func.HttpResponse:
 )
 async def messages_get(request: ApiRequest) -> func.HttpResponse:
     query = request.query(MessageQuery)
+    if query.body == "unique":
+        from shared.mail.unique_body import get_with_unique_body
+
+        unique = await get_with_unique_body(
+            _reader(),
+            get_container().audit,
+            request.caller,
+            request.route("connectionId"),
+            request.route("messageId"),
+            body_type=query.bodyType,
+            include_attachments=query.includeAttachments,
+            mailbox=query.mailbox,
+            correlation_id=request.correlation_id,
+        )
+        return json_response(unique)
     message = await _reader().get_message(
         request.caller,
         request.route("connectionId"),
