@@ -250,3 +250,26 @@ def test_the_new_settings_routes_are_operations() -> None:
     for op_id, (method, path) in expected.items():
         found_path, found_method, _ = op_by_id(op_id)
         assert (found_method, found_path) == (method, path), op_id
+
+
+# --- the generator's rules, on their own ----------------------------------------------------
+def test_property_names_become_title_case_with_acronyms_spelled_out() -> None:
+    assert gen.humanize("receivedDateTime") == "Received Date Time"
+    assert gen.humanize("internetMessageId") == "Internet Message ID"
+    assert gen.humanize("saveToSentItems") == "Save to Sent Items"
+    assert gen.humanize("@odata.type") == "OData Type"
+
+
+def test_a_union_with_a_text_branch_is_text_in_the_designer() -> None:
+    converted = gen.swagger_schema(
+        {"anyOf": [{"type": "array", "items": {"type": "object"}}, {"type": "string"}]}
+    )
+
+    assert converted == {"type": "string"}
+
+
+def test_pickers_are_left_out_when_the_listing_operations_are_not_there() -> None:
+    folder = gen._pickers("folder", {"type": "string"}, False, {"messages_list"})
+    category = gen._pickers("category", {"type": "string"}, False, {"messages_list"})
+
+    assert folder == {} and category == {}
