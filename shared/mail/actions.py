@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from shared.graph import GraphRequest
 from shared.mail.compose import FlagIn, MessagePatchBody
 
 FlagStatus = Literal["flagged", "complete", "notFlagged"]
@@ -33,6 +32,8 @@ async def assign_category(
     """Add `category` to the message's categories, keeping the ones it has (Graph's PATCH
     replaces the whole list, so the current list is read first; a change made between the
     two calls by someone else can be lost, as in Outlook's own add-ins)."""
+    from shared.graph import GraphRequest  # the Graph client imports httpx: not at cold start
+
     response = await writer.graph(
         ctx,
         lambda p: GraphRequest("GET", p.message(message_id), params={"$select": "categories"}),
