@@ -376,9 +376,12 @@ def _pickers(
 ) -> dict[str, Any]:
     """The designer's pickers for a parameter or body property naming a folder (a list of
     the top-level folders, and a tree that opens child folders) or a category."""
-    call: dict[str, Any] = {"connectionId": {"parameter": "connectionId"}}
-    if with_mailbox:
-        call["mailbox"] = {"parameter": "mailbox"}
+    # The two extensions spell "pass this operation's parameter" differently: dynamic values
+    # `{"parameter": name}`, the tree `{"parameterReference": name}` (Logic Apps' model,
+    # SwaggerCustomDynamicTreeParameter).
+    passed = ["connectionId", "mailbox"] if with_mailbox else ["connectionId"]
+    call: dict[str, Any] = {n: {"parameter": n} for n in passed}
+    tree_call: dict[str, Any] = {n: {"parameterReference": n} for n in passed}
     if name in FOLDER_PARAMETERS and schema.get("type") == "string":
         if LIST_FOLDERS not in available or LIST_CHILD_FOLDERS not in available:
             return {}
@@ -398,10 +401,14 @@ def _pickers(
             },
             "x-ms-dynamic-tree": {
                 "settings": {"canSelectParentNodes": True, "canSelectLeafNodes": True},
-                "open": {"operationId": pascal_case(LIST_FOLDERS), "parameters": call, **listing},
+                "open": {
+                    "operationId": pascal_case(LIST_FOLDERS),
+                    "parameters": tree_call,
+                    **listing,
+                },
                 "browse": {
                     "operationId": pascal_case(LIST_CHILD_FOLDERS),
-                    "parameters": {**call, "folderId": {"selectedItemValuePath": "id"}},
+                    "parameters": {**tree_call, "folderId": {"selectedItemValuePath": "id"}},
                     **listing,
                 },
             },

@@ -84,6 +84,7 @@ def test_every_folder_input_offers_the_folder_list_and_a_tree_into_child_folders
         assert (values["value-collection"], values["value-path"]) == ("value", "id"), where
         assert values["parameters"]["connectionId"] == {"parameter": "connectionId"}, where
         assert tree["open"]["operationId"] == "FoldersList", where
+        assert tree["open"]["parameters"]["connectionId"] == {"parameterReference": "connectionId"}
         assert tree["browse"]["operationId"] == "FoldersChildren", where
         assert tree["browse"]["parameters"]["folderId"] == {"selectedItemValuePath": "id"}
         assert tree["settings"] == {"canSelectParentNodes": True, "canSelectLeafNodes": True}
