@@ -4,6 +4,8 @@ message actions, and recipients written as one `;`-separated string."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -158,6 +160,22 @@ def test_turning_automatic_replies_on_shows_in_a_colleagues_mail_tips(
         "EmailAddresses": [BOB, "carol@fabrikam.test"],
         "MailTipsOptions": "automaticReplies, recipientScope",
     }
+
+
+def test_settings_are_audited_without_their_texts(
+    alice: Caller, settings_env: dict[str, str]
+) -> None:
+    message = "Back on the 12th; for invoices write to billing."
+    alice.patch("/automaticReplies", {"status": "alwaysEnabled", "internalReplyMessage": message})
+    alice.get("/categories")
+    audit = Path(settings_env["AUDIT_LOG_PATH"]).read_text()
+
+    events = [json.loads(line) for line in audit.splitlines()]
+    mine = [e for e in events if e.get("connection_id") == alice.connection_id]
+    assert mine[-2]["action"] == "mailbox.automatic_replies_updated"
+    assert mine[-2]["outcome"] == "success" and mine[-2]["graph_request_id"]
+    assert mine[-1]["action"] == "mail.read" and mine[-1]["counts"]["items"] >= 7
+    assert message not in audit
 
 
 @pytest.mark.parametrize(
