@@ -111,6 +111,32 @@ def test_someone_elses_connection_answers_404_for_settings(
     assert graph_requests(sandbox) == []
 
 
+def test_what_the_folder_picker_reads_leads_to_a_child_folders_mail(alice: Caller) -> None:
+    # The connector's tree: FoldersList (open), then FoldersChildren with the picked id
+    # (browse), reading id, displayName and childFolderCount; the value lands in `folder`.
+    top = alice.get("/folders").json()["value"]
+    inbox = next(f for f in top if f["displayName"] == "Inbox")
+    children = alice.get(f"/folders/{inbox['id']}/children").json()["value"]
+    projects = next(f for f in children if f["displayName"] == "Projects")
+
+    listed = alice.get("/messages", folder=projects["id"])
+
+    assert inbox["childFolderCount"] >= 1
+    assert listed.status_code == 200, listed.text
+    assert len(listed.json()["value"]) == 2
+
+
+def test_what_the_category_picker_reads_assigns_a_category(
+    alice: Caller, sandbox: SandboxServer
+) -> None:
+    message_id = seed(sandbox, ALICE, {"subject": "Pick one"})
+    picked = alice.get("/categories").json()["value"][0]["displayName"]
+
+    response = alice.post(f"/messages/{message_id}/assignCategory", {"category": picked})
+
+    assert response.json()["categories"] == [picked]
+
+
 # --- automatic replies and mail tips ------------------------------------------------------
 def test_automatic_replies_start_off(alice: Caller) -> None:
     response = alice.get("/automaticReplies")
