@@ -16,7 +16,9 @@ from shared.http import (
     auth,
     connections,
     mail,
+    mail_actions,
     mail_write,
+    mailbox_settings,
     me,
     system,
 )
@@ -37,6 +39,8 @@ API_BLUEPRINTS: list[ApiBlueprint] = [
     connections.api,
     mail.api,
     mail_write.api,
+    mail_actions.api,
+    mailbox_settings.api,
     subscription_routes.api,
     notification_routes.api,
 ]

@@ -30,6 +30,8 @@ GRAPH_DELEGATED_SCOPES = (
     "Mail.Read.Shared",
     "Mail.ReadWrite.Shared",
     "Mail.Send.Shared",
+    "MailboxSettings.Read",
+    "MailboxSettings.ReadWrite",
     "User.Read",
     "offline_access",
     "openid",

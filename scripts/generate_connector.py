@@ -41,25 +41,51 @@ PLACEHOLDER_RESOURCE_URI = "api://00000000-0000-0000-0000-000000000000"
 PLACEHOLDER_CLIENT_ID = "00000000-0000-0000-0000-000000000000"
 SECURITY_NAME = "oauth2-auth"
 API_SCOPE = "access_as_user"
-# Power Automate's and Logic Apps' global consent redirect URI (redirectMode Global).
+# Power Automate's and Logic Apps' consent redirect service; with GlobalPerConnector each
+# connector's URI is this plus its own suffix, shown in the portal.
 REDIRECT_URL = "https://global.consent.azure-apim.net/redirect"
 LIST_CONNECTIONS = "connections_list"
 
-# Short, action-style summaries for the designer (the API's own sentence becomes the
-# description). An operation without an entry gets a summary derived from its own.
+# Short, action-style summaries for the designer, in sentence case and worded as the Office
+# 365 Outlook connector's where one matches (flow makers search for those words); the API's
+# own sentence becomes the description. An operation without an entry gets a summary derived
+# from its own sentence.
 SUMMARIES: dict[str, str] = {
     "whoami": "Get my identity",
     "connections_list": "List connections",
     "connections_get": "Get a connection",
     "connections_delete": "Remove a connection",
-    "messages_list": "List messages",
-    "messages_get": "Get a message",
-    "messages_mime": "Export a message as MIME",
+    "messages_list": "List emails",
+    "messages_get": "Get an email",
+    "messages_mime": "Export an email as MIME",
+    "messages_send": "Send an email",
+    "messages_update": "Update an email",
+    "messages_delete": "Delete an email",
+    "messages_move": "Move an email",
+    "messages_copy": "Copy an email",
+    "messages_reply": "Reply to an email",
+    "messages_replyAll": "Reply all to an email",
+    "messages_forward": "Forward an email",
+    "messages_bulk": "Act on many emails at once",
+    "messages_flag": "Flag email",
+    "messages_mark_read": "Mark as read or unread",
+    "messages_assign_category": "Assign a category",
+    "drafts_create": "Create a draft email",
+    "drafts_update": "Update a draft email",
+    "drafts_send": "Send a draft email",
     "folders_list": "List folders",
     "folders_children": "List child folders",
+    "folders_create": "Create a folder",
+    "folders_rename": "Rename a folder",
+    "folders_delete": "Delete a folder",
     "attachments_list": "List attachments",
     "attachments_get": "Get attachment metadata",
     "attachments_content": "Get attachment content",
+    "attachments_add": "Add an attachment to a draft",
+    "categories_list": "List categories",
+    "automatic_replies_get": "Get automatic replies",
+    "automatic_replies_update": "Set up automatic replies",
+    "mail_tips_get": "Get mail tips for recipients",
     "subscriptions_create": "When a new email arrives (webhook)",
     "subscriptions_list": "List trigger subscriptions",
     "subscriptions_delete": "Remove a trigger subscription",
@@ -71,42 +97,49 @@ SUMMARIES: dict[str, str] = {
 TRIGGER_OPERATION = "subscriptions_create"
 TRIGGER_REQUEST = "SubscriptionCreate"
 TRIGGER_EVENT = "MessageEvent"
+TRIGGER_MESSAGE = "TriggerMessage"
 TRIGGER_HINT = "To see it work, send an email to the connected mailbox (or its folder)."
 
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 # Descriptions of parameters whose model gives none (path parameters never have one).
 PARAMETER_TEXT: dict[str, tuple[str, str]] = {
     "connectionId": ("Connection", "The connection (mailbox) to use; pick one from the list."),
-    "messageId": ("Message id", "The id of the message."),
-    "folderId": ("Folder id", "The id of the folder (or a well-known name such as inbox)."),
-    "attachmentId": ("Attachment id", "The id of the attachment."),
+    "messageId": ("Message ID", "The id of the message."),
+    "draftId": ("Draft ID", "The id of the draft."),
+    "folderId": ("Folder", "The folder: pick one, or a well-known name such as inbox."),
+    "attachmentId": ("Attachment ID", "The id of the attachment."),
+    "subscriptionId": ("Subscription ID", "The id of the trigger subscription."),
     "cursor": (
         "Cursor",
         "The nextCursor of the previous page; leave empty for the first page.",
     ),
-    "top": ("Page size", "How many items one page holds at most."),
+    "top": ("Page Size", "How many items one page holds at most."),
     "unread": ("Unread", "Only unread (true) or only read (false) messages."),
     "flagged": ("Flagged", "Only flagged (true) or only unflagged (false) messages."),
     "from": ("From", "Only messages from this sender address."),
     "to": ("To", "Only messages to this recipient address."),
-    "subjectContains": ("Subject contains", "Only messages whose subject contains this text."),
-    "hasAttachments": ("Has attachments", "Only messages with (true) or without attachments."),
+    "subjectContains": ("Subject Contains", "Only messages whose subject contains this text."),
+    "hasAttachments": ("Has Attachments", "Only messages with (true) or without attachments."),
     "importance": ("Importance", "Only messages of this importance."),
-    "receivedAfter": ("Received after", "Only messages received at or after this time."),
-    "receivedBefore": ("Received before", "Only messages received before this time."),
-    "orderBy": ("Order by", "Sort order by received time; default: newest first."),
-    "bodyType": ("Body type", "Return the body as html or text."),
+    "receivedAfter": ("Received After", "Only messages received at or after this time."),
+    "receivedBefore": ("Received Before", "Only messages received before this time."),
+    "orderBy": ("Order By", "Sort order by received time; default: newest first."),
+    "bodyType": ("Body Type", "Return the body as html or text."),
     "includeAttachments": (
-        "Include attachments",
+        "Include Attachments",
         "Also return the attachments' metadata (not their content).",
     ),
     "mailbox": (
-        "Shared mailbox",
+        "Shared Mailbox",
         "A shared mailbox (UPN or id) the connected user may access; default: their own.",
     ),
+    "body": ("Body Part", "full: the whole body; unique: only the new text."),
+    IDEMPOTENCY_HEADER: ("Idempotency Key", ""),  # its description is the API's own
 }
 # Rarely used filters and knobs: shown under "Show advanced options".
 ADVANCED = frozenset(
     {
+        IDEMPOTENCY_HEADER,
         "cursor",
         "top",
         "mailbox",
@@ -124,6 +157,13 @@ ADVANCED = frozenset(
         "includeAttachments",
     }
 )
+# Base64 file content: Swagger's `format: byte`.
+BYTE_PROPERTIES = frozenset({"contentBytes"})
+# Parameters and request-body properties that name a folder or a category get a picker.
+FOLDER_PARAMETERS = frozenset({"folder", "folderId", "destinationFolder", "parentFolder"})
+LIST_FOLDERS = "folders_list"
+LIST_CHILD_FOLDERS = "folders_children"
+LIST_CATEGORIES = "categories_list"
 # The property of a list response that holds an absolute URL of the next page. Power Automate
 # and Logic Apps page only by following such a URL (x-ms-pageable); an opaque cursor
 # (nextCursor) cannot be followed, so lists without it stay unpaged (docs/logic-apps.md).
@@ -201,10 +241,32 @@ def pascal_case(operation_id: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in re.split(r"[_\W]+", operation_id))
 
 
+# Words written their own way in a Title Case summary; the rest get a capital first letter
+# (small words only when they open the summary), as Microsoft's connector guidelines ask.
+SPELLINGS = {"id": "ID", "ids": "IDs", "odata": "OData", "mime": "MIME", "url": "URL", "upn": "UPN"}
+SMALL_WORDS = frozenset(
+    {"a", "an", "and", "as", "at", "by", "for", "in", "of", "on", "or", "the", "to"}
+)
+
+
+def title_case(text: str) -> str:
+    words = text.split()
+    out = []
+    for i, word in enumerate(words):
+        lower = word.lower()
+        if lower in SPELLINGS:
+            out.append(SPELLINGS[lower])
+        elif i > 0 and lower in SMALL_WORDS:
+            out.append(lower)
+        else:
+            out.append(word[:1].upper() + word[1:])
+    return " ".join(out)
+
+
 def humanize(name: str) -> str:
-    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name).replace("_", " ").split()
-    text = " ".join(words).lower()
-    return text[:1].upper() + text[1:]
+    """`receivedDateTime` → `Received Date Time`, `@odata.type` → `OData Type`."""
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name)
+    return title_case(re.sub(r"[^A-Za-z0-9]+", " ", words).lower())
 
 
 def derived_summary(sentence: str) -> str:
@@ -228,9 +290,14 @@ def swagger_schema(schema: Any) -> Any:
             continue
         concrete = [b for b in branches if b.get("type") != "null"]
         nullable = nullable or len(concrete) < len(branches)
+        strings = [b for b in concrete if b.get("type") == "string"]
         if len(concrete) == 1:
             out.update(swagger_schema(concrete[0]))
-        # Several concrete branches: Swagger 2.0 has no union; any value is allowed.
+        elif len(strings) == 1:
+            # Swagger 2.0 has no union. A text the flow maker can type (e.g. recipients as
+            # `a@x; b@y`) serves the designer best; the API still takes the other shapes.
+            out.update(swagger_schema(strings[0]))
+        # Several other concrete branches: any value is allowed.
     if isinstance(source.get("type"), list):
         types = [t for t in source["type"] if t != "null"]
         nullable = nullable or len(types) < len(source["type"])
@@ -269,6 +336,8 @@ def _property(name: str, schema: Any) -> Any:
         return converted
     converted.pop("title", None)  # pydantic's "Nextcursor"-style titles help nobody
     converted["x-ms-summary"] = humanize(name)
+    if name in BYTE_PROPERTIES and converted.get("type") == "string":
+        converted["format"] = "byte"  # the designer then passes file content as base64
     return converted
 
 
@@ -300,6 +369,66 @@ def _parameter(raw: Mapping[str, Any], definitions: Mapping[str, Any]) -> dict[s
             "value-title": "mailbox",
         }
     return param
+
+
+def _pickers(
+    name: str, schema: Mapping[str, Any], with_mailbox: bool, available: set[str]
+) -> dict[str, Any]:
+    """The designer's pickers for a parameter or body property naming a folder (a list of
+    the top-level folders, and a tree that opens child folders) or a category."""
+    # The two extensions spell "pass this operation's parameter" differently: dynamic values
+    # `{"parameter": name}`, the tree `{"parameterReference": name}` (Logic Apps' model,
+    # SwaggerCustomDynamicTreeParameter).
+    passed = ["connectionId", "mailbox"] if with_mailbox else ["connectionId"]
+    call: dict[str, Any] = {n: {"parameter": n} for n in passed}
+    tree_call: dict[str, Any] = {n: {"parameterReference": n} for n in passed}
+    if name in FOLDER_PARAMETERS and schema.get("type") == "string":
+        if LIST_FOLDERS not in available or LIST_CHILD_FOLDERS not in available:
+            return {}
+        listing = {
+            "itemsPath": "value",
+            "itemValuePath": "id",
+            "itemTitlePath": "displayName",
+            "itemIsParent": "(childFolderCount gt 0)",
+        }
+        return {
+            "x-ms-dynamic-values": {
+                "operationId": pascal_case(LIST_FOLDERS),
+                "parameters": call,
+                "value-collection": "value",
+                "value-path": "id",
+                "value-title": "displayName",
+            },
+            "x-ms-dynamic-tree": {
+                "settings": {"canSelectParentNodes": True, "canSelectLeafNodes": True},
+                "open": {
+                    "operationId": pascal_case(LIST_FOLDERS),
+                    "parameters": tree_call,
+                    **listing,
+                },
+                "browse": {
+                    "operationId": pascal_case(LIST_CHILD_FOLDERS),
+                    "parameters": {**tree_call, "folderId": {"selectedItemValuePath": "id"}},
+                    **listing,
+                },
+            },
+        }
+    if LIST_CATEGORIES not in available:
+        return {}
+    categories = {
+        "x-ms-dynamic-values": {
+            "operationId": pascal_case(LIST_CATEGORIES),
+            "parameters": call,
+            "value-collection": "value",
+            "value-path": "displayName",
+            "value-title": "displayName",
+        }
+    }
+    if name == "category" and schema.get("type") == "string":
+        return categories
+    if name == "categories" and schema.get("type") == "array":
+        return {"items": {**schema.get("items", {}), **categories}}
+    return {}
 
 
 def _responses(raw: Mapping[str, Any], produces: set[str]) -> tuple[dict[str, Any], str | None]:
@@ -337,6 +466,8 @@ def build_definition(
     raw_ops = binary or {}
     paths: dict[str, dict[str, Any]] = {}
     used: set[str] = set()
+    bodies: set[str] = set()  # definitions request bodies use (they get pickers)
+    available = {op["operationId"] for item in openapi["paths"].values() for op in item.values()}
     for path, item in sorted(openapi["paths"].items()):
         for method, op in item.items():
             if not _is_bearer(op):
@@ -347,9 +478,13 @@ def build_definition(
                 produces.add(media_type)
                 responses[status]["schema"] = {"type": "string", "format": "binary"}
             parameters = [_parameter(p, definitions) for p in op.get("parameters", [])]
+            names = {p["name"] for p in parameters}
+            for param in parameters:
+                param.update(_pickers(param["name"], param, "mailbox" in names, available))
             body = _request_body(op)
             if body is not None:
                 parameters.append(body)
+                bodies.update(_refs(body))
             operation: dict[str, Any] = {
                 "operationId": pascal_case(op["operationId"]),
                 "summary": SUMMARIES.get(op["operationId"], derived_summary(op["summary"])),
@@ -367,6 +502,11 @@ def build_definition(
                 _make_trigger(operation, definitions)
             paths.setdefault(path, {})[method] = operation
             used.update(_refs(operation))
+    for name in _closure(bodies, definitions):
+        for prop_name, prop in definitions[name].get("properties", {}).items():
+            # Body properties reach only the operation's connection: a shared mailbox given
+            # as a query parameter is not theirs to reference (definitions are shared).
+            prop.update(_pickers(prop_name, prop, False, available))
     return {
         "swagger": "2.0",
         "info": {"title": TITLE, "description": DESCRIPTION, "version": openapi["info"]["version"]},
@@ -415,8 +555,27 @@ def _make_trigger(operation: dict[str, Any], definitions: dict[str, Any]) -> Non
     callback.pop("title", None)
     event = swagger_schema(MessageEvent.model_json_schema(ref_template="#/definitions/{model}"))
     event.pop("title", None)
+    if "Message" in definitions:
+        definitions[TRIGGER_MESSAGE] = _trigger_message(definitions["Message"])
+        event["properties"]["message"] = {"$ref": f"#/definitions/{TRIGGER_MESSAGE}"}
     definitions[TRIGGER_EVENT] = event
     operation["responses"]["201"]["schema"] = {"$ref": f"#/definitions/{TRIGGER_EVENT}"}
+
+
+def _trigger_message(message: Mapping[str, Any]) -> dict[str, Any]:
+    """The event's `message` (with Include message): the fields the delivery worker reads
+    from Graph (shared.notifications.filters.MESSAGE_SELECT), typed as the Message model
+    types them, so a flow sees Subject, From, Received Date Time... as outputs."""
+    from shared.notifications.filters import MESSAGE_SELECT
+
+    fields = [f.strip() for f in MESSAGE_SELECT.split(",") if f.strip()]
+    properties = message.get("properties", {})
+    return {
+        "type": "object",
+        "description": "The new message's headers (with Include message); never its body.",
+        "x-ms-summary": "Message",
+        "properties": {name: properties[name] for name in sorted(fields) if name in properties},
+    }
 
 
 def _binary_bodies() -> dict[str, dict[str, str]]:
@@ -492,6 +651,9 @@ def build_properties(
         for op in item.values()
         if "x-ms-pageable" in op
     ]
+    triggers = any(
+        "x-ms-trigger" in op for item in definition["paths"].values() for op in item.values()
+    )
     return {
         "properties": {
             "connectionParameters": {
@@ -501,7 +663,9 @@ def build_properties(
                         "identityProvider": "aad",
                         "clientId": client_id,
                         "scopes": [f"{resource_uri}/{API_SCOPE}"],
-                        "redirectMode": "Global",
+                        # Each connector gets its own redirect URI (required since 2024);
+                        # the portal shows it once the connector is created.
+                        "redirectMode": "GlobalPerConnector",
                         "redirectUrl": REDIRECT_URL,
                         "properties": {"IsFirstParty": "False"},
                         "customParameters": {
@@ -531,7 +695,7 @@ def build_properties(
                 },
             },
             "iconBrandColor": "#0F6CBD",
-            "capabilities": ["actions"],
+            "capabilities": ["actions", "triggers"] if triggers else ["actions"],
             "publisher": "Outlook Integration API maintainers",
             "stackOwner": "Outlook Integration API maintainers",
             "policyTemplateInstances": [

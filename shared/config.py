@@ -111,6 +111,8 @@ class Settings(BaseModel):
             "Mail.Send",
             "Mail.ReadWrite.Shared",
             "Mail.Send.Shared",
+            # Categories, automatic replies (shared/mail/settings.py).
+            "MailboxSettings.ReadWrite",
             "User.Read",
         ]
     )

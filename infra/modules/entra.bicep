@@ -38,6 +38,7 @@ var graphDelegated = {
   'Mail.Send': 'e383f46e-2787-4529-855e-0e479a3ffac0'
   'Mail.ReadWrite.Shared': '5df07973-7d5d-46ed-9847-1271055cbd51'
   'Mail.Send.Shared': 'a367ab51-6b49-43bf-a716-a1fb06d2a174'
+  'MailboxSettings.ReadWrite': '818c620a-27a9-40bd-a6a5-d96f7d610b4b'
   'User.Read': 'e1fe6dd8-ba31-4d61-89e7-88639da4683d'
   offline_access: '7427e0e9-2fba-42fe-b0c0-848c9e6a8182'
   openid: '37f7f235-527c-4136-accd-4a02d197296e'

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from sandbox.graph.store import Mailbox
     from sandbox.principal import Principal
 
-Need = Literal["read", "write", "send"]
+# settings_*: mailboxSettings and outlook/masterCategories (MailboxSettings.Read/ReadWrite).
+Need = Literal["read", "write", "send", "settings_read", "settings_write"]
 
 # Graph's request size limit for JSON bodies (upload sessions exist for anything larger).
 MAX_JSON_BODY = 4 * 1024 * 1024
@@ -131,16 +132,24 @@ _APP_ROLES: dict[str, frozenset[str]] = {
     "read": frozenset({"Mail.Read", "Mail.ReadWrite"}),
     "write": frozenset({"Mail.ReadWrite"}),
     "send": frozenset({"Mail.Send"}),
+    "settings_read": frozenset({"MailboxSettings.Read", "MailboxSettings.ReadWrite"}),
+    "settings_write": frozenset({"MailboxSettings.ReadWrite"}),
 }
 _OWN_SCOPES: dict[str, frozenset[str]] = {
     "read": frozenset({"Mail.Read", "Mail.ReadWrite", "Mail.Read.Shared", "Mail.ReadWrite.Shared"}),
     "write": frozenset({"Mail.ReadWrite", "Mail.ReadWrite.Shared"}),
     "send": frozenset({"Mail.Send", "Mail.Send.Shared"}),
+    "settings_read": frozenset({"MailboxSettings.Read", "MailboxSettings.ReadWrite"}),
+    "settings_write": frozenset({"MailboxSettings.ReadWrite"}),
 }
 _OTHER_SCOPES: dict[str, frozenset[str]] = {
     "read": frozenset({"Mail.Read.Shared", "Mail.ReadWrite.Shared"}),
     "write": frozenset({"Mail.ReadWrite.Shared"}),
     "send": frozenset({"Mail.Send.Shared"}),
+    # MailboxSettings has no `.Shared` variant: a delegated token reaches only its own user's
+    # settings and categories.
+    "settings_read": frozenset(),
+    "settings_write": frozenset(),
 }
 
 

@@ -12,7 +12,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sandbox.graph import attachments, batch, delta, errors, folders, messages, subscriptions
+from sandbox.graph import (
+    attachments,
+    batch,
+    delta,
+    errors,
+    folders,
+    mailbox_settings,
+    messages,
+    subscriptions,
+)
 from sandbox.graph.calls import Call
 from sandbox.graph.errors import GraphError, error_body
 from sandbox.graph.pipeline import (
@@ -83,7 +92,7 @@ def route(ctx: SandboxContext, request: GraphRequest, target: Target) -> GraphRe
     rest = target.rest
     method = request.method
     if not rest:
-        raise errors.bad_request("The sandbox implements only the mail part of a user.")
+        raise errors.bad_request("The sandbox implements only the mail and settings of a user.")
     head = _segment(rest[0])
     if head == "sendmail" and len(rest) == 1:
         _only(method, "POST")
@@ -92,6 +101,22 @@ def route(ctx: SandboxContext, request: GraphRequest, target: Target) -> GraphRe
         return route_messages(call, rest[1:], None)
     if head == "mailfolders":
         return route_folders(call, rest[1:])
+    if head == "getmailtips" and len(rest) == 1:
+        _only(method, "POST")
+        return mailbox_settings.get_mail_tips(call)
+    if head == "mailboxsettings":
+        if len(rest) == 1:
+            _only(method, "GET", "PATCH")
+            if method == "PATCH":
+                return mailbox_settings.update_settings(call)
+        else:
+            _only(method, "GET")
+        return mailbox_settings.get_settings(call, rest[1:])
+    if head == "outlook" and len(rest) == 2 and _segment(rest[1]) == "mastercategories":
+        _only(method, "GET", "POST")
+        if method == "GET":
+            return mailbox_settings.list_categories(call)
+        return mailbox_settings.create_category(call)
     raise errors.unknown_segment(rest[0])
 
 

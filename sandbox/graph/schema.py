@@ -87,6 +87,8 @@ ENTITY_TYPES: dict[str, tuple[str | None, dict[str, str]]] = {
             "contentLocation": "Edm.String",
         },
     ),
+    # GET/POST me/outlook/masterCategories.
+    "outlookCategory": ("entity", {"color": "graph.categoryColor", "displayName": "Edm.String"}),
 }
 
 # Navigation properties (CSDL <NavigationProperty>) of the entity types above.
@@ -118,6 +120,38 @@ COMPLEX_TYPES: dict[str, dict[str, str]] = {
     },
     "dateTimeTimeZone": {"dateTime": "Edm.String", "timeZone": "Edm.String"},
     "internetMessageHeader": {"name": "Edm.String", "value": "Edm.String"},
+    # mailboxSettings/automaticRepliesSetting (GET, PATCH through mailboxSettings).
+    "automaticRepliesSetting": {
+        "externalAudience": "graph.externalAudienceScope",
+        "externalReplyMessage": "Edm.String",
+        "internalReplyMessage": "Edm.String",
+        "scheduledEndDateTime": "graph.dateTimeTimeZone",
+        "scheduledStartDateTime": "graph.dateTimeTimeZone",
+        "status": "graph.automaticRepliesStatus",
+    },
+    "localeInfo": {"displayName": "Edm.String", "locale": "Edm.String"},
+    # getMailTips' answer, one per address.
+    "mailTips": {
+        "automaticReplies": "graph.automaticRepliesMailTips",
+        "customMailTip": "Edm.String",
+        "deliveryRestricted": "Edm.Boolean",
+        "emailAddress": "graph.emailAddress",
+        "error": "graph.mailTipsError",
+        "externalMemberCount": "Edm.Int32",
+        "isModerated": "Edm.Boolean",
+        "mailboxFull": "Edm.Boolean",
+        "maxMessageSize": "Edm.Int32",
+        "recipientScope": "graph.recipientScopeType",
+        "recipientSuggestions": "Collection(graph.recipient)",
+        "totalMemberCount": "Edm.Int32",
+    },
+    "automaticRepliesMailTips": {
+        "message": "Edm.String",
+        "messageLanguage": "graph.localeInfo",
+        "scheduledEndTime": "graph.dateTimeTimeZone",
+        "scheduledStartTime": "graph.dateTimeTimeZone",
+    },
+    "mailTipsError": {"code": "Edm.String", "message": "Edm.String"},
     "attachmentItem": {
         "attachmentType": "graph.attachmentType",
         "contentId": "Edm.String",
@@ -134,7 +168,44 @@ ENUM_TYPES: dict[str, tuple[str, ...]] = {
     "bodyType": ("text", "html"),
     "inferenceClassificationType": ("focused", "other"),
     "attachmentType": ("file", "item", "reference"),
+    "automaticRepliesStatus": ("disabled", "alwaysEnabled", "scheduled"),
+    "externalAudienceScope": ("none", "contactsOnly", "all"),
+    "categoryColor": ("none", *(f"preset{i}" for i in range(25))),
+    "mailTipsType": (
+        "automaticReplies",
+        "mailboxFullStatus",
+        "customMailTip",
+        "externalMemberCount",
+        "totalMemberCount",
+        "maxMessageSize",
+        "deliveryRestriction",
+        "moderationStatus",
+        "recipientScope",
+        "recipientSuggestions",
+    ),
+    "recipientScopeType": ("none", "internal", "external", "externalPartner", "externalNonPartner"),
 }
+# Enums declared IsFlags="true": a value is a comma-separated list of members.
+FLAGS_ENUMS = frozenset({"mailTipsType", "recipientScopeType"})
+
+# mailboxSettings' properties (a complex type); the sandbox stores them all but implements the
+# semantics of automaticRepliesSetting only (the rest is kept and echoed as written).
+MAILBOX_SETTINGS_PROPERTIES: dict[str, str] = {
+    "archiveFolder": "Edm.String",
+    "automaticRepliesSetting": "graph.automaticRepliesSetting",
+    "dateFormat": "Edm.String",
+    "delegateMeetingMessageDeliveryOptions": "graph.delegateMeetingMessageDeliveryOptions",
+    "language": "graph.localeInfo",
+    "timeFormat": "Edm.String",
+    "timeZone": "Edm.String",
+    "userPurpose": "graph.userPurpose",
+    "workingHours": "graph.workingHours",
+}
+# The mailboxSettings properties a PATCH may change in the sandbox (the others are typed by
+# types the sandbox does not embed: a PATCH naming them is refused as unsupported).
+MAILBOX_SETTINGS_WRITABLE = frozenset(
+    {"automaticRepliesSetting", "dateFormat", "language", "timeFormat", "timeZone"}
+)
 
 # Bound actions' parameters (CSDL <Action IsBound="true">, binding parameter left out).
 ACTION_PARAMETERS: dict[str, dict[str, str]] = {
@@ -158,6 +229,11 @@ ACTION_PARAMETERS: dict[str, dict[str, str]] = {
     "copy": {"DestinationId": "Edm.String"},
     "permanentDelete": {},
     "createUploadSession": {"AttachmentItem": "graph.attachmentItem"},
+    # Bound to graph.user, not graph.message.
+    "getMailTips": {
+        "EmailAddresses": "Collection(Edm.String)",
+        "MailTipsOptions": "graph.mailTipsType",
+    },
 }
 
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,7})?)?(Z|[+-]\d{2}:\d{2})$")
@@ -211,18 +287,24 @@ def check_value(type_ref: str, value: Any, *, allow_navigation: bool = True) -> 
     if name in ENUM_TYPES:
         if not isinstance(value, str):
             raise _convert_error(value, f"microsoft.graph.{name}")
-        for member in ENUM_TYPES[name]:
-            if member.lower() == value.lower():
-                return member
-        raise body_read_error(
-            f"The value '{value}' is not valid for the enum type 'microsoft.graph.{name}'."
-        )
+        if name in FLAGS_ENUMS:
+            return ", ".join(_enum_member(name, part.strip()) for part in value.split(","))
+        return _enum_member(name, value)
     if not isinstance(value, dict):
         raise body_read_error(
             "An unexpected 'PrimitiveValue' node was found when reading from the JSON reader."
             " A 'StartObject' node was expected."
         )
     return check_object(name, value, allow_navigation=allow_navigation)
+
+
+def _enum_member(name: str, value: str) -> str:
+    for member in ENUM_TYPES[name]:
+        if member.lower() == value.lower():
+            return member
+    raise body_read_error(
+        f"The value '{value}' is not valid for the enum type 'microsoft.graph.{name}'."
+    )
 
 
 def check_object(

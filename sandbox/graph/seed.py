@@ -2,7 +2,8 @@
 on counts, and cheap, because it runs before every test.
 
 alice@contoso.test: 30 messages in Inbox (varied sender, subject, isRead, importance, flag,
-categories, receivedDateTime, attachments; one attachment is 4.5 MiB) and 2 in Inbox/Projects.
+categories, receivedDateTime, attachments; one attachment is 4.5 MiB) and 2 in Inbox/Projects;
+Outlook's six default categories plus "Project". Everyone else: the default categories.
 bob@contoso.test: 5 in Inbox. support@contoso.test (shared): 10 in Inbox.
 """
 
@@ -13,6 +14,7 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sandbox.graph.mailbox_settings import category_id
 from sandbox.graph.store import Folder, Mailbox, MailStore, default_props, format_datetime
 
 LARGE_ATTACHMENT_SIZE = 4_718_592  # 4.5 MiB: above the 4 MB that POST /attachments accepts
@@ -57,6 +59,10 @@ def seed_default(store: MailStore) -> None:
     support = store.mailbox("support@contoso.test")
     if alice is not None:
         _seed_alice(store, alice)
+        # Her messages use a category of her own besides Outlook's defaults.
+        alice.master_categories.append(
+            {"id": category_id(alice, "Project"), "displayName": "Project", "color": "preset9"}
+        )
     if bob is not None:
         _seed_simple(store, bob, 5, "Bob Example", "bob@contoso.test", "Note")
     if support is not None:

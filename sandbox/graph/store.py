@@ -168,6 +168,9 @@ class Mailbox:
     messages: dict[str, Message] = field(default_factory=dict)  # immutable id -> message
     by_regular_id: dict[str, Message] = field(default_factory=dict)
     tombstones: list[Tombstone] = field(default_factory=list)
+    # outlook/masterCategories and mailboxSettings (sandbox/graph/mailbox_settings.py).
+    master_categories: list[dict[str, Any]] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def upn(self) -> str:
@@ -254,6 +257,10 @@ class MailStore:
             mailbox, "Recoverable Items", root.id, RECOVERABLE_ROOT, hidden=True
         )
         self._add_folder(mailbox, "Deletions", recoverable.id, RECOVERABLE_DELETIONS, hidden=True)
+        from sandbox.graph.mailbox_settings import default_categories, default_settings
+
+        mailbox.master_categories = default_categories(mailbox)
+        mailbox.settings = default_settings(mailbox, self.clock())
         return mailbox
 
     def mailbox(self, upn: str) -> Mailbox | None:

@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import quote
 
 from sandbox.graph.store import Attachment, Folder, Mailbox, Message
+from sandbox.graph.unique_body import unique_body
 
 # Graph returns these only when $select asks for them.
 SELECT_ONLY = ("internetMessageHeaders", "uniqueBody")
@@ -111,8 +112,10 @@ def message_json(
             continue
         if name == "webLink":
             out[name] = web_link(message_id)
-        elif name in ("body", "uniqueBody"):
+        elif name == "body":
             out[name] = render_body(props.get("body"), body_type)
+        elif name == "uniqueBody":
+            out[name] = render_body(unique_body(props.get("body")), body_type)
         else:
             out[name] = _copy(props.get(name))
     if expand_attachments:

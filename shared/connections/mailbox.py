@@ -28,9 +28,6 @@ if TYPE_CHECKING:
     from shared.connections.models import Connection
     from shared.graph.client import GraphResponse
 
-# Methods that change nothing in a mailbox: all a handle opened for reading may send.
-_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
 
 class ConnectionLookup(Protocol):
     """The caller's connection, authorized (ConnectionService.get)."""
@@ -111,7 +108,7 @@ class ConnectedMailbox:
 
     async def send(self, request: GraphRequest) -> GraphResponse:
         """Send `request` as this connection; a refused token is handled once per handle."""
-        if not self.writable and request.method.upper() not in _READ_METHODS:
+        if not self.writable and not request.is_read_only:
             # A read was authorized, not a write: a handle must not be able to widen that.
             raise Forbidden("This operation was authorized for reading only.")
         token = await self._access_token()

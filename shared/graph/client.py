@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Methods that change nothing in a mailbox: all a handle opened for reading may send.
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Characters left as they are in query values: OData punctuation that Graph reads literally.
 # Everything else (space -> %20, never `+`; `&`, `=`, `+`, `#`, `%`, quotes) is encoded.
 _QUERY_SAFE = "$'(),:/@*"
@@ -58,6 +60,9 @@ class GraphRequest:
     json / content: the body (at most one).
     prefer: extra `Prefer` values, merged with `IdType="ImmutableId"`.
     idempotent: may a failed attempt be repeated? Default: True for GET/HEAD/OPTIONS only.
+    reads_only: does it leave the mailbox as it was? Default: True for GET/HEAD/OPTIONS only;
+        set for the POST actions that only read (getMailTips), which a handle opened for
+        reading may then send.
     """
 
     method: str
@@ -68,6 +73,7 @@ class GraphRequest:
     headers: Mapping[str, str] = field(default_factory=dict)
     prefer: Sequence[str] = ()
     idempotent: bool | None = None
+    reads_only: bool | None = None
 
     def __post_init__(self) -> None:
         if self.json is not None and self.content is not None:
@@ -78,6 +84,12 @@ class GraphRequest:
         if self.idempotent is not None:
             return self.idempotent
         return self.method.upper() in _IDEMPOTENT_METHODS
+
+    @property
+    def is_read_only(self) -> bool:
+        if self.reads_only is not None:
+            return self.reads_only
+        return self.method.upper() in _READ_METHODS
 
 
 @dataclass(frozen=True)

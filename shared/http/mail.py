@@ -102,6 +102,11 @@ class MessageQuery(ApiModel):
     bodyType: Literal["html", "text"] = "html"
     includeAttachments: bool = False
     mailbox: str | None = mailbox_field()
+    body: Literal["full", "unique"] = Field(
+        default="full",
+        description="unique: answer uniqueBody (the new text, without quoted history) "
+        "instead of body.",
+    )
 
 
 class PageQuery(ApiModel):
@@ -166,6 +171,7 @@ async def messages_get(request: ApiRequest) -> func.HttpResponse:
         include_attachments=query.includeAttachments,
         mailbox=query.mailbox,
         correlation_id=request.correlation_id,
+        unique_body=query.body == "unique",
     )
     return json_response(message)
 

@@ -59,8 +59,9 @@ if TYPE_CHECKING:
 
 IDEMPOTENCY_KEY = HeaderParameter(
     HEADER,
-    "Any unique string (e.g. a GUID). Retrying with the same key and the same request within "
-    "24 hours answers the first result and does not act twice (no second mail).",
+    "Any unique string, such as the flow run's name. A retry with the same key and request "
+    "within 24 hours answers the first result and does not act twice (no second mail); the "
+    "same key with another request is 409 conflict.",
 )
 
 api = ApiBlueprint("mail-write")
@@ -78,10 +79,6 @@ _ERRORS = (
     GraphError,
     GraphUnavailable,
     StorageUnavailable,
-)
-_IDEMPOTENCY = (
-    " Accepts an `Idempotency-Key` header: the same key and request within 24 h answers the "
-    "first response and changes nothing; the same key with another request is 409 conflict."
 )
 
 
@@ -158,8 +155,8 @@ def _path_of(url: str) -> str:
     "connections/{connectionId}/messages/send",
     methods=("POST",),
     operation_id="messages_send",
-    summary="Send a message (attachments over 3 MB in all go draft + upload session + send)."
-    + _IDEMPOTENCY,
+    summary="Send a message; attachments over 3 MB in all go through a draft and an upload "
+    "session.",
     query_model=MailboxQuery,
     request_model=SendMessageBody,
     responses={202: ResponseSpec("Accepted for delivery", SentMessage)},
@@ -181,7 +178,7 @@ async def messages_send(request: ApiRequest) -> func.HttpResponse:
     "connections/{connectionId}/drafts",
     methods=("POST",),
     operation_id="drafts_create",
-    summary="Create a draft (with attachments)." + _IDEMPOTENCY,
+    summary="Create a draft (with attachments).",
     query_model=MailboxQuery,
     request_model=DraftCreateBody,
     responses={201: ResponseSpec("The draft", Message)},
@@ -204,7 +201,7 @@ async def drafts_create(request: ApiRequest) -> func.HttpResponse:
     "connections/{connectionId}/drafts/{draftId}",
     methods=("PATCH",),
     operation_id="drafts_update",
-    summary="Change a draft's fields (only those sent)." + _IDEMPOTENCY,
+    summary="Change a draft's fields (only those sent).",
     query_model=MailboxQuery,
     request_model=DraftUpdateBody,
     responses={200: ResponseSpec("The updated draft", Message)},
@@ -226,7 +223,7 @@ async def drafts_update(request: ApiRequest) -> func.HttpResponse:
     "connections/{connectionId}/drafts/{draftId}/send",
     methods=("POST",),
     operation_id="drafts_send",
-    summary="Send a draft (it keeps its immutable id in Sent Items)." + _IDEMPOTENCY,
+    summary="Send a draft (it keeps its immutable id in Sent Items).",
     query_model=MailboxQuery,
     responses={202: ResponseSpec("Accepted for delivery", SentMessage)},
     headers=(IDEMPOTENCY_KEY,),
@@ -243,13 +240,20 @@ async def drafts_send(request: ApiRequest) -> func.HttpResponse:
 
 
 # --- reply, replyAll, forward -------------------------------------------------------------
+_RESPOND_SENTENCES = {
+    "reply": "Reply to the sender of a message",
+    "replyAll": "Reply to the sender and all recipients of a message",
+    "forward": "Forward a message",
+}
+
+
 def _respond_route(action: str) -> None:
     @api.route(
         f"connections/{{connectionId}}/messages/{{messageId}}/{action}",
         methods=("POST",),
         operation_id=f"messages_{action}",
-        summary=f"{action} (comment or body, extra recipients; with attachments a draft is "
-        "created, filled and sent)." + _IDEMPOTENCY,
+        summary=f"{_RESPOND_SENTENCES[action]}, with a comment or a new body, extra recipients "
+        "and attachments.",
         query_model=MailboxQuery,
         request_model=ReplyBody,
         responses={202: ResponseSpec("Accepted for delivery", SentMessage)},
@@ -277,7 +281,7 @@ for _action in ("reply", "replyAll", "forward"):
     "connections/{connectionId}/messages/{messageId}",
     methods=("PATCH",),
     operation_id="messages_update",
-    summary="Set isRead, flag, categories or importance." + _IDEMPOTENCY,
+    summary="Set isRead, flag, categories or importance.",
     query_model=MailboxQuery,
     request_model=MessagePatchBody,
     responses={200: ResponseSpec("The updated message", Message)},
@@ -301,7 +305,7 @@ def _move_route(action: str) -> None:
         methods=("POST",),
         operation_id=f"messages_{action}",
         summary=f"{action.capitalize()} a message to a folder (well-known name or id); answers "
-        "the message in its destination." + _IDEMPOTENCY,
+        "the message in its destination.",
         query_model=MailboxQuery,
         request_model=DestinationBody,
         responses={200: ResponseSpec("The message in its destination", Message)},
@@ -330,7 +334,7 @@ for _action in ("move", "copy"):
     "connections/{connectionId}/messages/{messageId}",
     methods=("DELETE",),
     operation_id="messages_delete",
-    summary="Delete a message: mode trash (default), soft or permanent." + _IDEMPOTENCY,
+    summary="Delete a message: mode trash (default), soft or permanent.",
     query_model=DeleteQuery,
     responses={204: ResponseSpec("Deleted")},
     headers=(IDEMPOTENCY_KEY,),
@@ -352,7 +356,7 @@ async def messages_delete(request: ApiRequest) -> func.HttpResponse:
     methods=("POST",),
     operation_id="messages_bulk",
     summary="One action on up to 1,000 messages via Graph $batch; a result per id "
-    "(partial failure is reported, never hidden)." + _IDEMPOTENCY,
+    "(partial failure is reported, never hidden).",
     query_model=MailboxQuery,
     request_model=BulkBody,
     responses={200: ResponseSpec("A result per id", BulkResult)},
@@ -374,8 +378,7 @@ async def messages_bulk(request: ApiRequest) -> func.HttpResponse:
     "connections/{connectionId}/messages/{messageId}/attachments",
     methods=("POST",),
     operation_id="attachments_add",
-    summary="Add a file attachment to a draft (upload session above 3 MB, 4 MB chunks)."
-    + _IDEMPOTENCY,
+    summary="Add a file attachment to a draft (upload session above 3 MB, 4 MB chunks).",
     query_model=MailboxQuery,
     request_model=AttachmentIn,
     responses={201: ResponseSpec("The attachment", AttachmentInfo)},
@@ -404,7 +407,7 @@ async def attachments_add(request: ApiRequest) -> func.HttpResponse:
     "connections/{connectionId}/folders",
     methods=("POST",),
     operation_id="folders_create",
-    summary="Create a folder (top level, or under parentFolder)." + _IDEMPOTENCY,
+    summary="Create a folder (top level, or under parentFolder).",
     query_model=MailboxQuery,
     request_model=FolderCreateBody,
     responses={201: ResponseSpec("The folder", MailFolder)},
@@ -427,7 +430,7 @@ async def folders_create(request: ApiRequest) -> func.HttpResponse:
     "connections/{connectionId}/folders/{folderId}",
     methods=("PATCH",),
     operation_id="folders_rename",
-    summary="Rename a folder (well-known folders cannot be renamed)." + _IDEMPOTENCY,
+    summary="Rename a folder (well-known folders cannot be renamed).",
     query_model=MailboxQuery,
     request_model=FolderRenameBody,
     responses={200: ResponseSpec("The folder", MailFolder)},
@@ -450,7 +453,7 @@ async def folders_rename(request: ApiRequest) -> func.HttpResponse:
     "connections/{connectionId}/folders/{folderId}",
     methods=("DELETE",),
     operation_id="folders_delete",
-    summary="Delete a folder (it moves to Deleted Items, as in Outlook)." + _IDEMPOTENCY,
+    summary="Delete a folder (it moves to Deleted Items, as in Outlook).",
     query_model=MailboxQuery,
     responses={204: ResponseSpec("Deleted")},
     headers=(IDEMPOTENCY_KEY,),

@@ -1,10 +1,11 @@
 """Request bodies of the write routes, in Graph's own camelCase, and how each becomes the
 Graph JSON it stands for.
 
-Recipients are Graph `recipient` objects (`{"emailAddress": {"address", "name"?}}`), the one
-shape Outlook users and Graph's docs show; attachments are Graph file attachments with base64
-`contentBytes`. These models are the HTTP edge (OpenAPI and the connector are generated from
-them); the writer turns them into Graph bodies with only properties the v1.0 CSDL defines.
+Recipients are Graph `recipient` objects (`{"emailAddress": {"address", "name"?}}`), the
+shape Outlook users and Graph's docs show, or one `;`-separated string (shared.mail.recipients);
+attachments are Graph file attachments with base64 `contentBytes`. These models are the HTTP
+edge (OpenAPI and the connector are generated from them); the writer turns them into Graph
+bodies with only properties the v1.0 CSDL defines.
 """
 
 from __future__ import annotations
@@ -15,17 +16,11 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from shared.http.models import ApiModel
+from shared.mail.recipients import EmailAddressIn, RecipientIn, Recipients
+
+__all__ = ["EmailAddressIn", "RecipientIn"]  # re-exported: callers import them from here
 
 MAX_ATTACHMENTS = 250
-
-
-class EmailAddressIn(ApiModel):
-    address: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
-    name: str | None = Field(default=None, max_length=256)
-
-
-class RecipientIn(ApiModel):
-    emailAddress: EmailAddressIn
 
 
 class BodyIn(ApiModel):
@@ -79,10 +74,10 @@ class MessageFields(ApiModel):
 
     subject: str | None = Field(default=None, max_length=255)
     body: BodyIn | None = None
-    toRecipients: list[RecipientIn] = Field(default_factory=list)
-    ccRecipients: list[RecipientIn] = Field(default_factory=list)
-    bccRecipients: list[RecipientIn] = Field(default_factory=list)
-    replyTo: list[RecipientIn] = Field(default_factory=list)
+    toRecipients: Recipients = Field(default_factory=list)
+    ccRecipients: Recipients = Field(default_factory=list)
+    bccRecipients: Recipients = Field(default_factory=list)
+    replyTo: Recipients = Field(default_factory=list)
     importance: Importance | None = None
     isReadReceiptRequested: bool | None = None
     isDeliveryReceiptRequested: bool | None = None
@@ -133,9 +128,9 @@ class ReplyBody(ApiModel):
 
     comment: str | None = None
     body: BodyIn | None = None
-    toRecipients: list[RecipientIn] = Field(default_factory=list)
-    ccRecipients: list[RecipientIn] = Field(default_factory=list)
-    bccRecipients: list[RecipientIn] = Field(default_factory=list)
+    toRecipients: Recipients = Field(default_factory=list)
+    ccRecipients: Recipients = Field(default_factory=list)
+    bccRecipients: Recipients = Field(default_factory=list)
     attachments: list[AttachmentIn] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
 
     def recipient_count(self) -> int:

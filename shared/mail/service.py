@@ -19,6 +19,11 @@ from shared.connections.mailbox import ConnectedMailbox, Mailboxes
 from shared.graph import CursorCodec, GraphRequest, GraphResponse, ListQuery
 from shared.mail.models import ATTACHMENT_FIELDS, FOLDER_FIELDS, MESSAGE_FIELDS, only
 
+# Graph returns uniqueBody (the new text of a reply, without the quoted history) only when
+# `$select` names it: such a read selects every documented field, uniqueBody in place of body.
+_UNIQUE_FIELDS = MESSAGE_FIELDS - {"body"}
+_UNIQUE_SELECT = ",".join(sorted(_UNIQUE_FIELDS - {"id", "attachments"}))
+
 # Folder and attachment listings are small; one page of this size covers real mailboxes.
 _PAGE = 100
 
@@ -40,6 +45,22 @@ class Content:
 _ATTACHMENT_SELECT = {"$select": "id,name,contentType,size,isInline,lastModifiedDateTime"}
 
 
+def audit_read(audit: AuditSink, mb: ConnectedMailbox, response: GraphResponse, count: int) -> None:
+    """The one audit event of a read: what was read (connection, mailbox, item count, Graph
+    request-id), never what it said."""
+    audit.emit(
+        AuditEvent(
+            "mail.read",
+            Outcome.SUCCESS,
+            mb.correlation_id,
+            connection_id=mb.connection_id,
+            mailbox=mb.key,
+            graph_request_id=response.request_id,
+            counts={"items": count},
+        )
+    )
+
+
 class MailReader:
     def __init__(self, mailboxes: Mailboxes, cursors: CursorCodec, audit: AuditSink) -> None:
         self._mailboxes = mailboxes
@@ -52,17 +73,7 @@ class MailReader:
         return await self._mailboxes.open(caller, connection_id, mailbox, correlation_id=cid)
 
     def _audit_read(self, mb: ConnectedMailbox, response: GraphResponse, count: int) -> None:
-        self._audit.emit(
-            AuditEvent(
-                "mail.read",
-                Outcome.SUCCESS,
-                mb.correlation_id,
-                connection_id=mb.connection_id,
-                mailbox=mb.key,
-                graph_request_id=response.request_id,
-                counts={"items": count},
-            )
-        )
+        audit_read(self._audit, mb, response, count)
 
     async def _page(
         self, mb: ConnectedMailbox, first: GraphRequest, cursor: str | None, fields: frozenset[str]
@@ -108,18 +119,21 @@ class MailReader:
         include_attachments: bool,
         mailbox: str | None,
         correlation_id: str,
+        unique_body: bool = False,
     ) -> dict[str, Any]:
+        """One message; with `unique_body`, `uniqueBody` in place of `body`."""
         mb = await self._open(caller, connection_id, mailbox, correlation_id)
         prefer = (f'outlook.body-content-type="{body_type}"',)
-        params = (
-            {"$expand": "attachments($select=id,name,contentType,size,isInline)"}
-            if include_attachments
-            else None
-        )
+        params: dict[str, str] = {}
+        if unique_body:
+            params["$select"] = _UNIQUE_SELECT
+        if include_attachments:
+            params["$expand"] = "attachments($select=id,name,contentType,size,isInline)"
         response = await mb.send(
-            GraphRequest("GET", mb.path.message(message_id), params=params, prefer=prefer)
+            GraphRequest("GET", mb.path.message(message_id), params=params or None, prefer=prefer)
         )
-        message = only(response.json() or {}, MESSAGE_FIELDS)
+        fields = _UNIQUE_FIELDS if unique_body else MESSAGE_FIELDS
+        message = only(response.json() or {}, fields)
         if "attachments" in message:
             message["attachments"] = [
                 only(a, ATTACHMENT_FIELDS) for a in message["attachments"] or []

@@ -139,8 +139,23 @@ def test_definition_is_valid_swagger_2() -> None:
     assert definition()["swagger"] == "2.0"
 
 
+def with_per_connector_redirects(node: Any) -> Any:
+    """The paconn schema predates `redirectMode: GlobalPerConnector` (every connector its own
+    redirect URI, required by Power Platform since 2024) and allows only Global and Direct.
+    The test adds that one value to its enum, in memory; the file stays Microsoft's."""
+    if isinstance(node, dict):
+        patched = {k: with_per_connector_redirects(v) for k, v in node.items()}
+        mode = patched.get("redirectMode")
+        if isinstance(mode, dict) and mode.get("enum") == ["Global", "Direct"]:
+            patched["redirectMode"] = {**mode, "enum": ["Global", "Direct", "GlobalPerConnector"]}
+        return patched
+    if isinstance(node, list):
+        return [with_per_connector_redirects(item) for item in node]
+    return node
+
+
 def test_properties_validate_against_the_paconn_schema() -> None:
-    paconn = schema("paconn-apiProperties.schema.json")
+    paconn = with_per_connector_redirects(schema("paconn-apiProperties.schema.json"))
     validator = jsonschema.validators.validator_for(paconn)(paconn)
 
     errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(properties())]

@@ -128,6 +128,7 @@ def test_embedded_enums_match_the_csdl(name: str) -> None:
 BINDINGS = {
     "sendMail": "graph.user",
     "createUploadSession": "Collection(graph.attachment)",
+    "getMailTips": "graph.user",
 }
 
 
@@ -143,6 +144,11 @@ def test_embedded_action_parameters_match_the_csdl(action: str) -> None:
     assert len(candidates) == 1
     expected = {k: v for k, v in candidates[0].items() if k != "bindingParameter"}
     assert expected == schema.ACTION_PARAMETERS[action]
+
+
+def test_embedded_mailbox_settings_properties_match_the_csdl() -> None:
+    assert load_csdl().types["mailboxSettings"].properties == schema.MAILBOX_SETTINGS_PROPERTIES
+    assert set(schema.MAILBOX_SETTINGS_PROPERTIES) >= schema.MAILBOX_SETTINGS_WRITABLE
 
 
 def test_every_referenced_type_is_embedded() -> None:

@@ -94,6 +94,17 @@ async def test_a_handle_opened_for_reading_refuses_to_send_a_write() -> None:
     assert r.graph.requests == []
 
 
+async def test_a_handle_opened_for_reading_sends_a_post_action_that_only_reads() -> None:
+    r = rig(lambda _: answer(body={"value": []}))
+    mb = await r.open(READER_APP)
+
+    await mb.send(GraphRequest("POST", f"{mb.path.root}/getMailTips", json={}, reads_only=True))
+    with pytest.raises(Forbidden):
+        await mb.send(GraphRequest("POST", f"{mb.path.root}/getMailTips", json={}))
+
+    assert r.graph.paths() == ["POST /me/getMailTips"]
+
+
 async def test_sends_reuse_one_token_and_one_authorization() -> None:
     r = rig(lambda _: answer(body={}))
     mb = await r.open(write=True)
