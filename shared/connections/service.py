@@ -5,7 +5,8 @@ Security decisions, each for a reason:
   (sealed, single use, 10 minutes) and is bound to the browser by a cookie, so a stolen
   `state` or callback URL is useless elsewhere.
 - The redirect URI is a setting, never derived from the request's Host header.
-- `returnTo` must start with a configured allow-list entry: no open redirect.
+- `returnTo` must lie under a configured allow-list entry, compared as parsed URLs
+  (shared/origins.py): no open redirect.
 - The id token came straight from the token endpoint over TLS (OIDC Core §3.1.3.7); its
   issuer, audience and tenant are still checked here before an owner is recorded.
 - A caller who is not the owner gets 404, never 403: no oracle for others' connection ids.
@@ -30,6 +31,7 @@ from shared.config import Settings
 from shared.connections.models import Connection, ConnectionStatus
 from shared.errors import ConnectionNotFound, SignInFailed, ValidationFailed
 from shared.identity.msal_client import IdentityError, MsalClient
+from shared.origins import allowed
 from shared.store.connections import ConnectionStore
 from shared.store.pending_flows import FlowRejected, PendingFlowStore
 
@@ -102,9 +104,7 @@ class ConnectionService:
         return LoginStart(str(flow["auth_uri"]), browser_secret)
 
     def _return_to_allowed(self, return_to: str) -> bool:
-        if len(return_to) > 2048 or any(c in return_to for c in "\r\n\\"):
-            return False
-        return any(return_to.startswith(prefix) for prefix in self._settings.RETURN_TO_ALLOWLIST)
+        return allowed(return_to, self._settings.return_to_targets)
 
     async def finish_login(
         self, params: dict[str, str], browser_secret: str | None, correlation_id: str
