@@ -16,13 +16,14 @@ from typing import Any
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
-from shared.crypto.envelope import CiphertextRejected, RowAddress
+from shared.crypto.envelope import CiphertextRejected, RowAddress, SealedTable
 from shared.crypto.keyring import KeyRingCache
 from shared.store.errors import storage_errors
 from shared.store.table_set import TableSet
 
 TABLE = "pendingflows"
-PREFIX = "Flow"
+SEALED = SealedTable(TABLE, "Flow")  # MSAL's auth-code flow (PKCE verifier, nonce)
+PREFIX = SEALED.prefix
 FLOW_TTL = timedelta(minutes=10)
 
 
