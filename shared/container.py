@@ -66,6 +66,7 @@ class Container:
         # Imported here, not at module level: `import function_app` stays cheap.
         from shared.auth.tokens import JwtCallerAuthenticator
         from shared.connections.service import ConnectionService
+        from shared.connections.signin import SignInSealer
         from shared.connections.tokens import TokenService
         from shared.crypto.keyring import KeyRingCache
         from shared.graph import cursor_codec_from_settings
@@ -108,7 +109,8 @@ class Container:
         connection_store = ConnectionStore(tables, key_ring, due)
         tokens = TokenService(settings, msal_client, connection_store, audit)
         flows = PendingFlowStore(tables, key_ring)
-        connections = ConnectionService(settings, msal_client, flows, connection_store, audit)
+        signins = SignInSealer(key_ring, tables.name("signin"))
+        connections = ConnectionService(settings, msal_client, signins, connection_store, audit)
         mail_reader = MailReader(
             connections, tokens, graph, cursor_codec_from_settings(settings), audit
         )

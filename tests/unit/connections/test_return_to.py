@@ -24,7 +24,7 @@ def service(allowlist: str) -> ConnectionService:
     return ConnectionService(
         load_settings(env),
         NoIdentityProvider(),  # type: ignore[arg-type]
-        flows=None,  # type: ignore[arg-type]
+        signins=None,  # type: ignore[arg-type]
         store=None,  # type: ignore[arg-type]
         audit=MemoryAuditSink(),
     )
