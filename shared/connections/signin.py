@@ -95,7 +95,9 @@ class SignInSealer:
         if not cookie:
             raise FlowRejected("state_foreign")
         if cookie.startswith(_FINISHED):
-            if hmac.compare_digest(cookie, finished_marker(state)):
+            # As bytes: compare_digest refuses str with non-ASCII characters, and a cookie
+            # holds whatever the browser (or a script) sent.
+            if hmac.compare_digest(cookie.encode(), finished_marker(state).encode()):
                 raise FlowRejected("state_replayed")
             raise FlowRejected("state_foreign")
         try:

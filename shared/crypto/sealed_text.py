@@ -40,7 +40,13 @@ async def open_text(keys: KeyRingCache, text: str, bound_to: RowAddress) -> byte
 
 def _as_entity(text: str) -> dict[str, Any]:
     parts = text.split(_SEPARATOR)
-    if len(parts) != 4 or not all(parts) or not parts[0].isdigit() or len(parts[0]) > 3:
+    if (
+        len(parts) != 4
+        or not all(parts)
+        or not parts[0].isascii()
+        or not parts[0].isdigit()
+        or len(parts[0]) > 3
+    ):
         raise CiphertextRejected("sealed text: malformed")
     schema, aes_version, fernet_version, outer = parts
     try:

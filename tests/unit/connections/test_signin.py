@@ -74,6 +74,7 @@ async def test_a_tampered_or_malformed_cookie_is_refused(sealer: SignInSealer) -
     assert await rejected(sealer, flipped, STATE, NOW) == "state_foreign"
     assert await rejected(sealer, "1.a.b", STATE, NOW) == "state_foreign"
     assert await rejected(sealer, "9999999.a.b.c", STATE, NOW) == "state_foreign"
+    assert await rejected(sealer, "\u0661.a.b.\u00e9", STATE, NOW) == "state_foreign"
 
 
 async def test_a_cookie_sealed_for_another_deployment_label_is_refused(
@@ -96,6 +97,7 @@ async def test_a_finished_sign_in_is_replayed_not_foreign(sealer: SignInSealer) 
 
     assert await rejected(sealer, marker, STATE, NOW) == "state_replayed"
     assert await rejected(sealer, marker, "another-state-0123", NOW) == "state_foreign"
+    assert await rejected(sealer, "done.\u00e9\u0661", STATE, NOW) == "state_foreign"
 
 
 async def test_a_state_that_cannot_be_ours_is_invalid(sealer: SignInSealer) -> None:
