@@ -241,9 +241,10 @@ _RECENT_MAX = 10_000
 
 _FLOW_DETAIL = {
     "state_invalid": "The sign-in response's state is not valid.",
-    "state_unknown": "This sign-in is unknown or was already used. Start again.",
     "state_replayed": "This sign-in was already used. Start again.",
     "state_expired": "This sign-in took longer than 10 minutes. Start again.",
-    "state_foreign": "This sign-in was started in another browser. Start again here.",
+    "state_foreign": (
+        "This sign-in was started in another browser, or a newer one replaced it. Start again here."
+    ),
     "state_unreadable": "This sign-in could not be read. Start again.",
 }

@@ -68,8 +68,10 @@ async def test_another_state_or_no_cookie_is_another_browser(sealer: SignInSeale
 
 async def test_a_tampered_or_malformed_cookie_is_refused(sealer: SignInSealer) -> None:
     cookie = await sealer.cookie_for(FLOW, None, NOW)
-    last = cookie[-1]
-    flipped = cookie[:-1] + ("A" if last != "A" else "B")
+    # A character well inside the ciphertext: every one of its six bits counts (the last
+    # character of unpadded base64 may carry bits that decoding drops).
+    inside = cookie[-10]
+    flipped = cookie[:-10] + ("A" if inside != "A" else "B") + cookie[-9:]
 
     assert await rejected(sealer, flipped, STATE, NOW) == "state_foreign"
     assert await rejected(sealer, "1.a.b", STATE, NOW) == "state_foreign"
@@ -114,3 +116,17 @@ async def test_the_longest_return_to_still_fits_in_a_cookie(sealer: SignInSealer
     assert len(longest) == 2048
     assert len(cookie) <= MAX_COOKIE_VALUE
     assert (await sealer.flow_from(cookie, STATE, NOW)).return_to == longest
+
+
+def test_every_reason_a_sign_in_is_refused_for_has_a_message() -> None:
+    import re
+
+    import shared.connections.signin as signin
+    from shared.connections.service import _FLOW_DETAIL
+    from tests.support.processes import ROOT
+
+    source = (ROOT / "shared" / "connections" / "signin.py").read_text()
+    reasons = set(re.findall(r'FlowRejected\("([a-z_]+)"\)', source))
+
+    assert reasons and signin.FlowRejected
+    assert reasons <= set(_FLOW_DETAIL)
