@@ -6,8 +6,6 @@ message naming it; the object graph is built on first use (shared/container.py).
 
 from __future__ import annotations
 
-import logging
-
 import azure.functions as func
 
 from shared.config import load_settings
@@ -26,11 +24,12 @@ from shared.http import notifications as notification_routes
 from shared.http import subscriptions as subscription_routes
 from shared.http.api import ApiBlueprint
 from shared.http.openapi import build_openapi
+from shared.log_levels import quiet_transport_loggers
 
 settings = load_settings()
 
-# The Azure SDK logs every request's headers at INFO: noise, and one step from a leak.
-logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
+# httpx and the Azure SDK log every request's full URL at INFO; ours carry secrets.
+quiet_transport_loggers()
 
 API_BLUEPRINTS: list[ApiBlueprint] = [
     system.api,

@@ -67,6 +67,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=arguments.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # httpx (and httpcore, urllib3) log each outbound request's full URL at INFO/DEBUG: the
+    # served app's URLs may carry credentials (pre-authenticated upload URLs, webhook
+    # signatures) and personal data (query strings). Apps log their calls their own way.
+    for name in ("httpx", "httpcore", "urllib3"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     root = Path(arguments.root)
     port = arguments.port if arguments.port is not None else _default_port()
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -28,6 +29,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from shared.origins import AllowedTarget
 
 # Where each problem+json `type` points: the error catalogue in this repository's docs.
 DEFAULT_PROBLEM_TYPE_BASE = (
@@ -223,10 +226,9 @@ class Settings(BaseModel):
 
     @field_validator("RETURN_TO_ALLOWLIST")
     @classmethod
-    def _allowlist_are_urls(cls, value: list[str]) -> list[str]:
+    def _allowlist_are_origins(cls, value: list[str]) -> list[str]:
         for item in value:
-            if not item.startswith(("https://", "http://127.0.0.1", "http://localhost")):
-                raise ValueError("each entry must be an https URL (or http on loopback)")
+            AllowedTarget.parse(item)  # its ValueError names the rule, never the entry
         return value
 
     @field_validator("CA_BUNDLE")
@@ -353,6 +355,11 @@ class Settings(BaseModel):
         return self.ALLOW_HTTP_LOOPBACK_WEBHOOKS and self.APP_ENV is not Environment.PRODUCTION
 
     @cached_property
+    def return_to_targets(self) -> tuple[AllowedTarget, ...]:
+        """RETURN_TO_ALLOWLIST parsed (each entry was checked at start-up)."""
+        return tuple(AllowedTarget.parse(item) for item in self.RETURN_TO_ALLOWLIST)
+
+    @cached_property
     def audience(self) -> str:
         return self.API_AUDIENCE or f"api://{self.CLIENT_ID}"
 
@@ -378,10 +385,26 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     known = set(Settings.model_fields)
     # An empty app setting means "not set" (the portal and Bicep leave blanks behind).
     values = {name: value for name, value in env.items() if name in known and value != ""}
+    unresolved = sorted(name for name, value in values.items() if _KEY_VAULT_REFERENCE.match(value))
+    if unresolved:
+        # The platform hands the reference text itself to the app when it cannot resolve it
+        # (no access, wrong name, vault unreachable). Said plainly here, rather than as a
+        # confusing "must be base64" or a secret that silently is the reference string.
+        raise SettingsError(
+            "invalid settings:\n"
+            + "\n".join(
+                f"  {name}: is a Key Vault reference the platform could not resolve (check the "
+                "app's identity has access to the vault, and the reference's name and version)"
+                for name in unresolved
+            )
+        )
     try:
         return Settings.model_validate(values)
     except ValidationError as exc:
         raise SettingsError(_describe(exc)) from None
+
+
+_KEY_VAULT_REFERENCE = re.compile(r"^\s*@Microsoft\.KeyVault\(", re.IGNORECASE)
 
 
 def _describe(exc: ValidationError) -> str:

@@ -69,6 +69,7 @@ class Container:
         from shared.auth.tokens import JwtCallerAuthenticator
         from shared.connections.mailbox import Mailboxes
         from shared.connections.service import ConnectionService
+        from shared.connections.signin import SignInSealer
         from shared.connections.tokens import TokenService
         from shared.crypto.keyring import KeyRingCache
         from shared.graph import cursor_codec_from_settings
@@ -111,7 +112,8 @@ class Container:
         connection_store = ConnectionStore(tables, key_ring, due)
         tokens = TokenService(settings, msal_client, connection_store, audit)
         flows = PendingFlowStore(tables, key_ring)
-        connections = ConnectionService(settings, msal_client, flows, connection_store, audit)
+        signins = SignInSealer(key_ring, tables.name("signin"))
+        connections = ConnectionService(settings, msal_client, signins, connection_store, audit)
         mailboxes = Mailboxes(connections, tokens, graph)
         mail_reader = MailReader(mailboxes, cursor_codec_from_settings(settings), audit)
         mail_writer, idempotency, close_writer = build_mail_writer(

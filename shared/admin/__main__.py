@@ -1,5 +1,6 @@
 """`python -m shared.admin rotate-keys | new-local-keys`: operator commands, settings from the
-environment exactly as the app reads them.
+environment exactly as the app reads them. A thin command line: the work is done by
+shared.crypto.rotation (over the tables shared.store.sealed collects) and shared.crypto.keys.
 
 Exit codes: 0 done; 1 some rows did not open, or a dependency failed; 2 unusable settings.
 """
@@ -56,10 +57,11 @@ def _new_local_keys(settings: Settings) -> int:
 async def _rotate_keys(settings: Settings, batch: int) -> int:
     from azure.core.exceptions import AzureError
 
-    from shared.admin.rotate import rotate_keys, sealed_tables
     from shared.audit import build_audit_sink
     from shared.crypto.envelope import Envelope
     from shared.crypto.keys import build_key_provider
+    from shared.crypto.rotation import rotate_keys
+    from shared.store.sealed import sealed_tables
     from shared.store.tables import build_table_service
 
     # The same audit sink and key provider the app builds from these settings, without the

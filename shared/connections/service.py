@@ -1,11 +1,13 @@
 """Connecting a mailbox (the browser flow) and managing connections for callers.
 
 Security decisions, each for a reason:
-- MSAL makes state, nonce and the PKCE S256 verifier; the flow dict stays server-side
-  (sealed, single use, 10 minutes) and is bound to the browser by a cookie, so a stolen
-  `state` or callback URL is useless elsewhere.
+- MSAL makes state, nonce and the PKCE S256 verifier; the flow dict is sealed into the
+  browser's HttpOnly cookie (shared/connections/signin.py: bound to its `state`, 10 minutes),
+  so a stolen `state` or callback URL is useless elsewhere, and an anonymous login stores
+  nothing. The audit events anonymous requests cause pass through a per-worker budget.
 - The redirect URI is a setting, never derived from the request's Host header.
-- `returnTo` must start with a configured allow-list entry: no open redirect.
+- `returnTo` must lie under a configured allow-list entry, compared as parsed URLs
+  (shared/origins.py): no open redirect.
 - The id token came straight from the token endpoint over TLS (OIDC Core §3.1.3.7); its
   issuer, audience and tenant are still checked here before an owner is recorded.
 - A caller who is not the owner gets 404, never 403: no oracle for others' connection ids.
@@ -14,7 +16,6 @@ Security decisions, each for a reason:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import secrets
@@ -24,15 +25,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from shared.audit import AuditEvent, AuditSink, Outcome
+from shared.audit.budget import AuditBudget
 from shared.auth.caller import Caller
 from shared.auth.policy import authorize_connection, lists_all_connections
 from shared.config import Settings
 from shared.connections.models import Connection, ConnectionStatus
+from shared.connections.signin import FlowRejected, SignInSealer, SignInTooLarge
 from shared.errors import ConnectionNotFound, SignInFailed, ValidationFailed
 from shared.graph.challenge import decode_claims
 from shared.identity.msal_client import IdentityError, MsalClient
+from shared.origins import allowed
 from shared.store.connections import ConnectionStore
-from shared.store.pending_flows import FlowRejected, PendingFlowStore
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +47,7 @@ _DENIED = {"access_denied", "consent_required", "interaction_required", "login_r
 @dataclass(frozen=True)
 class LoginStart:
     auth_uri: str
-    browser_secret: str  # goes into the HttpOnly binding cookie
+    browser_secret: str  # the HttpOnly cookie's value: the sealed sign-in
 
 
 @dataclass(frozen=True)
@@ -62,11 +65,12 @@ class ConnectionService:
         self,
         settings: Settings,
         msal: MsalClient,
-        flows: PendingFlowStore,
+        signins: SignInSealer,
         store: ConnectionStore,
         audit: AuditSink,
         clock: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
+        anonymous_audit: AuditSink | None = None,
     ) -> None:
         self._settings = settings
         self._monotonic = monotonic
@@ -76,9 +80,12 @@ class ConnectionService:
         # refresh, so a revoked grant is still caught there).
         self._recent: dict[str, tuple[Connection, float]] = {}
         self._msal = msal
-        self._flows = flows
+        self._signins = signins
         self._store = store
         self._audit = audit
+        # Events that anyone can cause without signing in: budgeted, so they cannot be used to
+        # grow the audit log without bound (docs/security.md, "Abuse limits").
+        self._anonymous_audit = anonymous_audit or AuditBudget(audit)
         self._now = clock
         # Run before a connection is deleted, while its grant still works (the change
         # notifications' subscriptions are removed on Graph's side and ours).
@@ -109,15 +116,17 @@ class ConnectionService:
             flow = await asyncio.to_thread(self._msal.initiate, login_hint, claims_json)
         except IdentityError as exc:
             raise SignInFailed(exc.error, "The identity provider could not be reached.") from None
-        browser_secret = secrets.token_urlsafe(32)
-        await self._flows.put(flow, browser_secret, return_to, self._now())
-        self._audit.emit(AuditEvent("auth.login_started", Outcome.SUCCESS, correlation_id))
-        return LoginStart(str(flow["auth_uri"]), browser_secret)
+        try:
+            cookie = await self._signins.cookie_for(flow, return_to, self._now())
+        except SignInTooLarge:
+            raise ValidationFailed("returnTo is too long.") from None
+        self._anonymous_audit.emit(
+            AuditEvent("auth.login_started", Outcome.SUCCESS, correlation_id)
+        )
+        return LoginStart(str(flow["auth_uri"]), cookie)
 
     def _return_to_allowed(self, return_to: str) -> bool:
-        if len(return_to) > 2048 or any(c in return_to for c in "\r\n\\"):
-            return False
-        return any(return_to.startswith(prefix) for prefix in self._settings.RETURN_TO_ALLOWLIST)
+        return allowed(return_to, self._settings.return_to_targets)
 
     async def finish_login(
         self, params: dict[str, str], browser_secret: str | None, correlation_id: str
@@ -125,7 +134,7 @@ class ConnectionService:
         try:
             connected = await self._finish(params, browser_secret)
         except SignInFailed as failure:
-            self._audit.emit(
+            self._anonymous_audit.emit(
                 AuditEvent("auth.callback", Outcome.FAILURE, correlation_id, reason=failure.reason)
             )
             raise
@@ -146,11 +155,9 @@ class ConnectionService:
     async def _finish(self, params: dict[str, str], browser_secret: str | None) -> Connected:
         state = params.get("state")
         if params.get("error"):
+            # The callback clears the sign-in cookie on any failure, so this sign-in cannot
+            # be finished later with another response.
             error = params["error"] if re.fullmatch(r"[a-z_]{1,64}", params["error"]) else "error"
-            if state:
-                # Consume the flow so it can't be finished later with another response.
-                with contextlib.suppress(FlowRejected):
-                    await self._flows.take(state, browser_secret, self._now())
             raise SignInFailed(
                 error,
                 "The sign-in was not completed at the identity provider.",
@@ -159,7 +166,7 @@ class ConnectionService:
         if not state:
             raise SignInFailed("state_missing", "The sign-in response has no state.")
         try:
-            pending = await self._flows.take(state, browser_secret, self._now())
+            pending = await self._signins.flow_from(browser_secret, state, self._now())
         except FlowRejected as rejected:
             raise SignInFailed(rejected.reason, _FLOW_DETAIL[rejected.reason]) from None
         try:
@@ -247,9 +254,10 @@ _RECENT_MAX = 10_000
 
 _FLOW_DETAIL = {
     "state_invalid": "The sign-in response's state is not valid.",
-    "state_unknown": "This sign-in is unknown or was already used. Start again.",
     "state_replayed": "This sign-in was already used. Start again.",
     "state_expired": "This sign-in took longer than 10 minutes. Start again.",
-    "state_foreign": "This sign-in was started in another browser. Start again here.",
+    "state_foreign": (
+        "This sign-in was started in another browser, or a newer one replaced it. Start again here."
+    ),
     "state_unreadable": "This sign-in could not be read. Start again.",
 }

@@ -62,6 +62,20 @@ class RowAddress:
                 raise ValueError(f"RowAddress.{name} must be non-empty and free of '|'")
 
 
+@dataclass(frozen=True)
+class SealedTable:
+    """A store's declaration of what it seals: `table` (the name after TABLE_PREFIX) holds
+    values sealed under the property prefix `prefix`. Every store that seals declares one
+    at module level; key rotation (shared/crypto/rotation.py) rewrites exactly the tables
+    so declared (shared/store/sealed.py collects them), so none can be left behind."""
+
+    table: str
+    prefix: str
+
+    def full_name(self, table_prefix: str) -> str:
+        return f"{table_prefix}{self.table}"
+
+
 class Envelope:
     """Seals and opens values with one `KeyRing`. Cheap to build; keep one per ring."""
 

@@ -10,6 +10,7 @@ from urllib.parse import urlencode, urlsplit
 import azure.functions as func
 from pydantic import Field
 
+from shared.connections.signin import finished_marker
 from shared.container import get_container
 from shared.errors import SignInFailed, UnsupportedMediaType, ValidationFailed
 from shared.http.api import ApiBlueprint, ApiRequest, ResponseSpec, Security, json_response
@@ -143,12 +144,14 @@ async def auth_callback(request: ApiRequest) -> func.HttpResponse:
             headers=clear,
         )
     connection = connected.connection
+    # A reload of this page (or a replayed callback URL) is then told "already used".
+    done = {"Set-Cookie": _cookie(finished_marker(str(query.state)), 600)}
     if connected.return_to:
         separator = "&" if "?" in connected.return_to else "?"
         location = connected.return_to + separator + urlencode({"connectionId": connection.id})
         return func.HttpResponse(
             status_code=302,
-            headers={"Location": location, "Referrer-Policy": "no-referrer", **clear},
+            headers={"Location": location, "Referrer-Policy": "no-referrer", **done},
         )
     if wants_json(req):
         response = json_response(
@@ -157,7 +160,7 @@ async def auth_callback(request: ApiRequest) -> func.HttpResponse:
                 mailbox=connection.mailbox,
                 status=str(connection.status),
             ),
-            headers={"Referrer-Policy": "no-referrer", "Cache-Control": "no-store", **clear},
+            headers={"Referrer-Policy": "no-referrer", "Cache-Control": "no-store", **done},
         )
         return response
     return html_page(
@@ -167,5 +170,5 @@ async def auth_callback(request: ApiRequest) -> func.HttpResponse:
         "<p>Give this id to the automation (Power Automate, Logic Apps, …) that will use the "
         "mailbox. You can close this page.</p>",
         request.correlation_id,
-        headers=clear,
+        headers=done,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Literal
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import azure.functions as func
 from pydantic import Field, field_validator
@@ -23,6 +23,7 @@ from shared.errors import (
 )
 from shared.graph import ListQuery, MessageFilters
 from shared.http.api import ApiBlueprint, ApiRequest, ResponseSpec, json_response
+from shared.http.downloads import content_disposition, download_media_type
 from shared.http.models import ApiModel, MailboxQuery, mailbox_field
 from shared.mail.models import AttachmentInfo, AttachmentList, FolderList, Message, MessageList
 from shared.mail.service import MailReader
@@ -311,17 +312,13 @@ async def attachments_content(request: ApiRequest) -> func.HttpResponse:
         query.mailbox,
         request.correlation_id,
     )
-    filename = content.filename or "attachment"
     return func.HttpResponse(
         body=content.data,
         status_code=200,
         headers={
-            "Content-Type": content.content_type,
-            # RFC 6266: an ASCII fallback plus the exact name, percent-encoded (RFC 8187).
-            "Content-Disposition": "attachment; filename=\"{}\"; filename*=UTF-8''{}".format(
-                filename.encode("ascii", "replace").decode().replace('"', "_").replace("\\", "_"),
-                quote(filename, safe=""),
-            ),
+            # Both from the sender's mail: sanitised so that no name or type breaks the headers.
+            "Content-Type": download_media_type(content.content_type),
+            "Content-Disposition": content_disposition(content.filename),
             "X-Content-Type-Options": "nosniff",
         },
     )

@@ -416,7 +416,8 @@ def key_rotation(
     """The rotate-keys command's work, as the timer calls it (progress goes to the log)."""
 
     async def rotate(_ring: KeyRing) -> int:
-        from shared.admin.rotate import rotate_keys, sealed_tables
+        from shared.crypto.rotation import rotate_keys
+        from shared.store.sealed import sealed_tables
 
         report = await rotate_keys(
             service,

@@ -29,7 +29,7 @@ from azure.core.exceptions import (
 from azure.data.tables import UpdateMode
 
 from shared.connections.models import Connection, ConnectionStatus
-from shared.crypto.envelope import RowAddress
+from shared.crypto.envelope import RowAddress, SealedTable
 from shared.crypto.keyring import KeyRingCache
 from shared.lifecycle.planning import Due, access_token_expiry, next_due
 from shared.store.errors import storage_errors
@@ -40,7 +40,8 @@ if TYPE_CHECKING:
 
 CONNECTIONS = "connections"
 OWNERS = "owners"
-PREFIX = "Grant"
+SEALED = SealedTable(CONNECTIONS, "Grant")  # the MSAL token cache
+PREFIX = SEALED.prefix
 # secrets.token_urlsafe output: anything else cannot be one of ours (and never reaches storage).
 _CONNECTION_ID = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
 

@@ -28,13 +28,19 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
 )
 
-from shared.crypto.envelope import MAX_PLAINTEXT_BYTES, CiphertextRejected, RowAddress
+from shared.crypto.envelope import (
+    MAX_PLAINTEXT_BYTES,
+    CiphertextRejected,
+    RowAddress,
+    SealedTable,
+)
 from shared.crypto.keyring import KeyRingCache
 from shared.store.errors import storage_errors
 from shared.store.table_set import TableSet
 
 TABLE = "idempotency"
-PREFIX = "Resp"
+SEALED = SealedTable(TABLE, "Resp")  # the first response, replayed to a retry
+PREFIX = SEALED.prefix
 
 
 ABANDONED_AFTER = timedelta(minutes=10)

@@ -26,7 +26,7 @@ from typing import Any
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
-from shared.crypto.envelope import RowAddress
+from shared.crypto.envelope import RowAddress, SealedTable
 from shared.crypto.keyring import KeyRingCache
 from shared.store.errors import storage_errors
 from shared.store.table_set import TableSet
@@ -34,7 +34,8 @@ from shared.store.table_set import TableSet
 SUBSCRIPTIONS = "subscriptions"
 SEEN = "notificationsseen"
 ROW = "sub"
-PREFIX = "Secrets"
+SEALED = SealedTable(SUBSCRIPTIONS, "Secrets")  # clientState and the signing secret
+PREFIX = SEALED.prefix
 
 
 @dataclass

@@ -1,19 +1,30 @@
 """No secret and no mail content in anything the app writes: a full connect and caller calls
 over real HTTP (dev host + sandbox + Azurite), then every captured log line and every audit
-record is searched for the tokens, codes, cookies, client secret and message subjects."""
+record is searched for the tokens, codes, cookies, client secret and message subjects; and
+the outbound calls whose URLs carry credentials or personal data (Graph queries with filters
+and search terms, upload sessions, a flow's signed webhook URL) leave none of it behind."""
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import secrets
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pytest
 
-from tests.support.app import AppServer
+from tests.support.app import AppServer, app_settings, start_app
+from tests.support.azurite import AzuriteServer
 from tests.support.browser import CONNECTION_ID, browser
+from tests.support.callers import Caller
 from tests.support.processes import wait_until
+from tests.support.receiver import Receiver, start_receiver
 from tests.support.sandbox import SandboxServer
+from tests.support.secrecy import graph_request_secrets
 
 ALICE = "alice@contoso.test"
 FORGED = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJmb3JnZWQtc2VjcmV0LXRva2VuIn0.c2lnbmF0dXJlLXNlY3JldA"
@@ -97,3 +108,104 @@ def test_logs_and_audit_hold_no_secret_and_no_subject(
         leaked_subjects = sorted(s for s in subjects if s in text)
         assert leaked_secrets == [], f"{where} holds secrets"
         assert leaked_subjects == [], f"{where} holds message subjects"
+
+
+@pytest.fixture(scope="module")
+def webhook_app(
+    sandbox_server: SandboxServer,
+    azurite: AzuriteServer,
+    servers_dir: Path,
+    spare_app_port: int,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[AppServer, dict[str, str]]]:
+    """An app that Graph's notifications can reach (PUBLIC_BASE_URL is its own port) and that
+    may deliver to a loopback receiver, with its own tables and queues."""
+    tmp = tmp_path_factory.mktemp("secrecy")
+    tag = "sec" + secrets.token_hex(3)
+    settings = {
+        **app_settings(sandbox_server, azurite, servers_dir, spare_app_port),
+        "TABLE_PREFIX": tag,
+        "LIFECYCLE_QUEUE": f"{tag}-work",
+        "NOTIFICATIONS_QUEUE": f"{tag}-notify",
+        "LIFECYCLE_SCHEDULE": "0 0 0 1 1 *",
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{spare_app_port}",
+        "ALLOW_HTTP_LOOPBACK_WEBHOOKS": "true",
+        "AUDIT_LOG_PATH": str(tmp / "audit.jsonl"),
+        "LOCAL_KEY_FILE": str(tmp / "dev-keys.json"),
+    }
+    server = start_app(settings, tmp, spare_app_port)
+    try:
+        yield server, settings
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = start_receiver()
+    yield r
+    r.stop()
+
+
+def test_outbound_urls_leave_no_credential_or_personal_data_in_logs(
+    webhook_app: tuple[AppServer, dict[str, str]], sandbox: SandboxServer, receiver: Receiver
+) -> None:
+    app, settings = webhook_app
+    alice = Caller(app, sandbox, ALICE)
+    # A Logic Apps / Power Automate callback URL: whoever holds its `sig` can trigger the flow.
+    sig = secrets.token_urlsafe(32)
+    webhook = f"{receiver.url}/workflows/run?api-version=2016-10-01&sp=%2Ftriggers&sv=1.0&sig={sig}"
+
+    filtered = alice.get(
+        "/messages", **{"from": "bob@contoso.test"}, subjectContains="Quarterly figures", top=1
+    )
+    searched = alice.get("/messages", search="confidential merger plans", top=1)
+    first = alice.get("/messages", top=1)
+    following = alice.get("/messages", top=1, cursor=first.json().get("nextCursor"))
+    attachment = base64.b64encode(os.urandom(3_300_000)).decode()  # > 3 MB: upload session
+    large = alice.post(
+        "/messages/send",
+        {
+            "subject": "Secrecy check with a large attachment",
+            "toRecipients": [{"emailAddress": {"address": "bob@contoso.test"}}],
+            "attachments": [{"name": "big.bin", "contentBytes": attachment}],
+        },
+    )
+    subscribed = alice.post("/subscriptions", {"notificationUrl": webhook})
+    assert subscribed.status_code == 201, subscribed.text
+    with sandbox.client() as control:
+        seeded = control.post(f"/_sandbox/users/{ALICE}/messages", json={"count": 1})
+        assert seeded.status_code == 201, seeded.text
+    [delivery] = receiver.wait_for(lambda got: len(got) >= 1, timeout=30)
+    with sandbox.client() as control:
+        sent_to_graph = control.get("/_sandbox/requests").json()
+
+    assert [r.status_code for r in (filtered, searched, first, following, large)] == [
+        200,
+        200,
+        200,
+        200,
+        202,
+    ], [r.text[:200] for r in (filtered, searched, first, following, large)]
+    assert delivery.json()["subscriptionId"] == subscribed.json()["id"]  # the webhook was called
+    leaked_by_graph_urls = graph_request_secrets(sent_to_graph)
+    kinds = {
+        name
+        for r in sent_to_graph
+        for name in parse_qs(str(r.get("query") or ""))
+        if name in {"authtoken", "$filter", "$search"}
+    }
+    assert kinds == {"authtoken", "$filter", "$search"}  # each kind really went out
+    secrets_ = leaked_by_graph_urls | {
+        sig,
+        urlsplit(webhook).query,
+        subscribed.json()["signingSecret"],
+        settings["CURSOR_SECRET"],
+    }
+    output = app.process.output(tail=None)
+    audit_path = Path(settings["AUDIT_LOG_PATH"])
+    audit = audit_path.read_text("utf-8") if audit_path.is_file() else ""
+    assert output
+    for where, text in (("host output", output), ("audit log", audit)):
+        leaked = sorted(s[:16] + "…" for s in secrets_ if s and s in text)
+        assert leaked == [], f"{where} holds URL credentials or query values"

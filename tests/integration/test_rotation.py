@@ -1,5 +1,5 @@
 """Sealed rows in a real Azurite: binary round trip, and key rotation (resumable, ETag-safe,
-via the function and via `python -m shared.admin`)."""
+over every table a store seals into, via the function and via `python -m shared.admin`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import os
 import subprocess
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +17,15 @@ import pytest
 from azure.data.tables import EdmType, EntityProperty, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
-from shared.admin.rotate import RotationReport, rotate_keys, sealed_tables
 from shared.audit import MemoryAuditSink, Outcome
 from shared.crypto.envelope import Envelope, RowAddress
+from shared.crypto.keyring import KeyRingCache
 from shared.crypto.keys import LocalKeyProvider, add_local_key_version
+from shared.crypto.rotation import RotationReport, rotate_keys
+from shared.store.idempotency import ClaimState, IdempotencyStore, StoredResponse
+from shared.store.sealed import sealed_tables
+from shared.store.subscriptions import Subscription, SubscriptionStore
+from shared.store.table_set import TableSet
 from tests.support.app import sample_settings
 from tests.support.azurite import AzuriteServer
 from tests.support.processes import ROOT, python
@@ -83,6 +88,12 @@ def quiet(_: str) -> None:
     return None
 
 
+def table_for(prefix: str, short: str) -> tuple[str, str]:
+    """(full name, property prefix) of one sealed table, as the rotation's registry has it."""
+    [found] = [t for t in sealed_tables(prefix) if t[0] == f"{prefix}{short}"]
+    return found
+
+
 async def test_a_sealed_row_round_trips_through_azurite_as_binary(
     service: TableServiceClient, prefix: str, key_file: Path
 ) -> None:
@@ -129,7 +140,7 @@ async def test_no_plaintext_appears_in_the_stored_entity(
 async def test_rotation_rewrites_every_old_row_and_they_still_open(
     service: TableServiceClient, prefix: str, key_file: Path
 ) -> None:
-    connections, flows = sealed_tables(prefix)
+    connections, flows = table_for(prefix, "connections"), table_for(prefix, "pendingflows")
     old = await envelope_from(key_file)
     grants = await seal_rows(service, old, connections[0], "Grant", 7)
     pending = await seal_rows(service, old, flows[0], "Flow", 3)
@@ -161,6 +172,56 @@ async def test_rotation_rewrites_every_old_row_and_they_still_open(
         Outcome.SUCCESS,
         10,
     )
+
+
+async def test_rotation_rewrites_subscription_secrets_and_stored_responses(
+    service: TableServiceClient, prefix: str, key_file: Path
+) -> None:
+    def stores() -> tuple[SubscriptionStore, IdempotencyStore]:
+        keys = KeyRingCache(LocalKeyProvider(None, None, key_file))
+        tables = TableSet(service, prefix)
+        return SubscriptionStore(tables, keys), IdempotencyStore(tables, keys, timedelta(hours=1))
+
+    subscriptions, idempotency = stores()
+    subscription = Subscription(
+        id="sub-1",
+        connection_id="conn-1",
+        graph_id="graph-1",
+        notification_url="https://flows.contoso.test/hook?sig=signature-value",
+        folder="inbox",
+        filters={},
+        include_message=False,
+        expires=CREATED + timedelta(days=2),
+        created_at=CREATED,
+        client_state="client-state-value-0123456789",
+        signing_secret="signing-secret-value-0123456789",
+    )
+    await subscriptions.save(subscription)
+    first = StoredResponse(202, {"Location": "/api/x"}, b'{"subject": "quoted mail"}')
+    claim = await idempotency.claim("caller", "conn-1", "key-1", "fp", CREATED)
+    await idempotency.complete(claim, first)
+    add_local_key_version(key_file)
+    new = await envelope_from(key_file)
+
+    report = await rotate_keys(service, new, sealed_tables(prefix), progress=quiet)
+
+    assert report.ok
+    assert report.counts()["rewritten"] == 2
+    for table_name, sealed_prefix in (
+        table_for(prefix, "subscriptions"),
+        table_for(prefix, "idempotency"),
+    ):
+        sealed = [e for e in await rows_of(service, table_name) if e.get(f"{sealed_prefix}Parts")]
+        assert sealed and all(new.is_current(e, sealed_prefix) for e in sealed)
+    subscriptions, idempotency = stores()  # a fresh ring: only the new versions are current
+    reopened = await subscriptions.get("sub-1")
+    replay = await idempotency.claim("caller", "conn-1", "key-1", "fp", CREATED)
+    assert reopened is not None
+    assert (reopened.client_state, reopened.signing_secret) == (
+        subscription.client_state,
+        subscription.signing_secret,
+    )
+    assert (replay.state, replay.response) == (ClaimState.REPLAY, first)
 
 
 async def test_a_second_run_finds_nothing_left_to_rewrite(
@@ -294,7 +355,7 @@ async def test_tables_that_do_not_exist_yet_are_skipped(
     )
 
     assert report.ok
-    assert [t.exists for t in report.tables] == [False, False]
+    assert [t.exists for t in report.tables] == [False, False, False, False]
     assert f"{prefix}connections: no such table, skipped" in lines
 
 

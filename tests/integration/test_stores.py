@@ -1,4 +1,5 @@
-"""Pending flows and connections in a real Azurite, sealed with the real envelope."""
+"""Connections (and pending flows left by earlier releases) in a real Azurite, sealed with the
+real envelope."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from shared.crypto.envelope import CiphertextRejected
 from shared.crypto.keyring import KeyRingCache
 from shared.crypto.keys import LocalKeyProvider
 from shared.store.connections import CONNECTIONS, ConnectionStore
-from shared.store.pending_flows import FlowRejected, PendingFlowStore
+from shared.store.pending_flows import FLOW_TTL, TABLE, PendingFlowStore
 from shared.store.table_set import TableSet
 from tests.support.azurite import AzuriteServer
 
@@ -34,38 +35,19 @@ def keys(tmp_path: Path) -> KeyRingCache:
     return KeyRingCache(LocalKeyProvider(None, None, tmp_path / "keys.json"))
 
 
-def flow(state: str) -> dict[str, object]:
-    return {"state": state, "code_verifier": "v" * 43, "nonce": "n", "auth_uri": "https://x"}
-
-
-async def test_a_flow_is_taken_once_by_its_own_browser(
+async def test_rows_left_by_earlier_releases_are_purged_once_expired(
     tables: TableSet, keys: KeyRingCache
 ) -> None:
+    """Sign-ins no longer store flows; rows written before an upgrade still go away."""
     store = PendingFlowStore(tables, keys)
-    await store.put(flow("state-one"), "browser-a", None, NOW)
+    table = await tables.table(TABLE)
+    for row_key, expires in (("old", NOW - timedelta(minutes=1)), ("live", NOW + FLOW_TTL)):
+        await table.create_entity({"PartitionKey": "st", "RowKey": row_key, "ExpiresAt": expires})
 
-    with pytest.raises(FlowRejected) as foreign:
-        await store.take("state-one", "browser-b", NOW)
-    taken = await store.take("state-one", "browser-a", NOW)
-    with pytest.raises(FlowRejected) as replayed:
-        await store.take("state-one", "browser-a", NOW)
+    purged = await store.purge_expired(NOW)
 
-    assert foreign.value.reason == "state_foreign"
-    assert taken.flow["code_verifier"] == "v" * 43
-    assert replayed.value.reason == "state_unknown"
-
-
-async def test_an_expired_flow_is_refused_and_purged(tables: TableSet, keys: KeyRingCache) -> None:
-    store = PendingFlowStore(tables, keys)
-    await store.put(flow("state-late"), "browser-a", None, NOW)
-    await store.put(flow("state-old"), "browser-a", None, NOW)
-
-    with pytest.raises(FlowRejected) as late:
-        await store.take("state-late", "browser-a", NOW + timedelta(minutes=10, seconds=1))
-    purged = await store.purge_expired(NOW + timedelta(minutes=11))
-
-    assert late.value.reason == "state_expired"
     assert purged == 1
+    assert [e["RowKey"] async for e in table.list_entities()] == ["live"]
 
 
 def alice_connection(connection_id: str) -> Connection:

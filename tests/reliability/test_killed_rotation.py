@@ -16,9 +16,9 @@ from typing import Any
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableServiceClient
 
-from shared.admin.rotate import sealed_tables
 from shared.crypto.envelope import Envelope, RowAddress
 from shared.crypto.keys import LocalKeyProvider, add_local_key_version
+from shared.store.sealed import sealed_tables
 from tests.support.app import sample_settings
 from tests.support.azurite import AzuriteServer
 from tests.support.processes import ROOT, python, wait_until

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +38,9 @@ def app_settings(
         "STORAGE_CONNECTION_STRING": azurite.connection_string,
         "AUDIT_LOG_PATH": str(tmp_dir / "audit.jsonl"),
         "LOCAL_KEY_FILE": str(tmp_dir / "dev-keys.json"),
+        # Set, as in production (the sample leaves it empty: a key per worker process), so
+        # that the secrecy sweep knows the cursor signing key and looks for it.
+        "CURSOR_SECRET": base64.b64encode(os.urandom(32)).decode(),
     }
 
 

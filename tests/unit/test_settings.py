@@ -123,3 +123,43 @@ def test_bad_numbers_and_scopes_are_parsed_or_named(env: dict[str, str]) -> None
         load_settings(env)
     env["MAX_REQUEST_BODY_BYTES"] = "1024"
     assert load_settings(env).GRAPH_SCOPES == ["Mail.Read", "Mail.Send", "User.Read"]
+
+
+@pytest.mark.parametrize(
+    "entry",
+    ["http://localhost.evil.example", "https://app.contoso.com/?next=1", "app.contoso.com"],
+)
+def test_return_to_entries_must_be_absolute_origins(env: dict[str, str], entry: str) -> None:
+    env["RETURN_TO_ALLOWLIST"] = f"https://fine.contoso.com/done, {entry}"
+
+    with pytest.raises(SettingsError, match="RETURN_TO_ALLOWLIST") as caught:
+        load_settings(env)
+
+    assert entry not in str(caught.value)
+
+
+def test_return_to_entries_are_parsed_once(env: dict[str, str]) -> None:
+    env["RETURN_TO_ALLOWLIST"] = "https://App.Contoso.com, http://127.0.0.1:7071/done"
+
+    targets = load_settings(env).return_to_targets
+
+    assert [(t.scheme, t.host, t.port, t.path) for t in targets] == [
+        ("https", "app.contoso.com", 443, "/"),
+        ("http", "127.0.0.1", 7071, "/done"),
+    ]
+
+
+def test_an_unresolved_key_vault_reference_stops_start_up_naming_the_setting(
+    env: dict[str, str],
+) -> None:
+    reference = "@Microsoft.KeyVault(SecretUri=https://contoso-kv.vault.azure.net/secrets/cs/)"
+    env["CLIENT_SECRET"] = reference
+    env["CURSOR_SECRET"] = reference.replace("KeyVault", "keyvault")
+
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env)
+
+    message = str(caught.value)
+    assert "CLIENT_SECRET: is a Key Vault reference the platform could not resolve" in message
+    assert "CURSOR_SECRET: is a Key Vault reference" in message
+    assert "contoso-kv" not in message

@@ -15,9 +15,9 @@ from shared.auth.caller import Caller
 from shared.config import Settings, load_settings
 from shared.connections.models import Connection, ConnectionStatus
 from shared.connections.service import ConnectionService
+from shared.connections.signin import FlowRejected, PendingFlow
 from shared.errors import ConnectionNotFound, Forbidden, SignInFailed, ValidationFailed
 from shared.identity.msal_client import AuthResult
-from shared.store.pending_flows import FlowRejected, PendingFlow
 from tests.support.app import sample_settings
 
 NOW = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
@@ -85,23 +85,23 @@ class MemoryConnections:
 
 
 @dataclass
-class MemoryFlows:
-    """PendingFlowStore's contract: single use, bound to the browser secret."""
+class MemorySignIns:
+    """SignInSealer's contract: the sign-in travels in the browser's cookie, which only opens
+    for the state it was sealed for."""
 
-    flows: dict[str, tuple[dict[str, Any], str, str | None]] = field(default_factory=dict)
+    sealed: dict[str, tuple[str, dict[str, Any], str | None]] = field(default_factory=dict)
+    opened: int = 0
 
-    async def put(
-        self, flow: dict[str, Any], browser_secret: str, return_to: str | None, now: datetime
-    ) -> None:
-        self.flows[str(flow["state"])] = (flow, browser_secret, return_to)
+    async def cookie_for(self, flow: dict[str, Any], return_to: str | None, now: datetime) -> str:
+        cookie = f"sealed-{len(self.sealed)}"
+        self.sealed[cookie] = (str(flow["state"]), flow, return_to)
+        return cookie
 
-    async def take(self, state: str, browser_secret: str | None, now: datetime) -> PendingFlow:
-        if state not in self.flows:
-            raise FlowRejected("state_unknown")
-        flow, secret, return_to = self.flows[state]
-        if browser_secret != secret:
+    async def flow_from(self, cookie: str | None, state: str, now: datetime) -> PendingFlow:
+        if cookie not in self.sealed or self.sealed[cookie][0] != state:
             raise FlowRejected("state_foreign")
-        del self.flows[state]
+        self.opened += 1
+        _, flow, return_to = self.sealed[cookie]
         return PendingFlow(flow, return_to)
 
 
@@ -150,25 +150,30 @@ def good_claims(settings: Settings) -> dict[str, Any]:
 class Parts:
     service: ConnectionService
     store: MemoryConnections
-    flows: MemoryFlows
+    signins: MemorySignIns
     identity: FakeIdentity
     audit: MemoryAuditSink
     clock: Clock
 
 
 def parts(settings: Settings, *rows: Connection, claims: dict[str, Any] | None = None) -> Parts:
-    store, flows, audit, clock = MemoryConnections(*rows), MemoryFlows(), MemoryAuditSink(), Clock()
+    store, signins, audit, clock = (
+        MemoryConnections(*rows),
+        MemorySignIns(),
+        MemoryAuditSink(),
+        Clock(),
+    )
     identity = FakeIdentity(claims if claims is not None else good_claims(settings))
     service = ConnectionService(
         settings,
         identity,  # type: ignore[arg-type]
-        flows,  # type: ignore[arg-type]
+        signins,  # type: ignore[arg-type]
         store,  # type: ignore[arg-type]
         audit,
         clock=lambda: NOW,
         monotonic=clock,
     )
-    return Parts(service, store, flows, identity, audit, clock)
+    return Parts(service, store, signins, identity, audit, clock)
 
 
 # -- who may see a connection ---------------------------------------------------------------
@@ -357,7 +362,7 @@ async def test_a_callback_from_another_browser_is_refused(settings: Settings) ->
     assert refused.value.reason == "state_foreign"
 
 
-async def test_a_refused_consent_is_403_and_consumes_the_flow(settings: Settings) -> None:
+async def test_a_refused_consent_is_403_and_never_opens_the_flow(settings: Settings) -> None:
     p = parts(settings)
     start = await p.service.start_login(None, None, "c")
 
@@ -367,4 +372,4 @@ async def test_a_refused_consent_is_403_and_consumes_the_flow(settings: Settings
         )
 
     assert (refused.value.reason, refused.value.http_status) == ("access_denied", 403)
-    assert p.flows.flows == {}  # cannot be finished later with another answer
+    assert p.signins.opened == 0  # nothing redeemed; the callback then clears the cookie

@@ -1,12 +1,14 @@
 """Re-encryption after a key rotation: rewrite every sealed row whose key versions are not
-the newest, under ETag conditions, resumably. Used by `python -m shared.admin rotate-keys`
-and, later, by a timer."""
+the newest, under ETag conditions, resumably. Beside the envelope it rotates; used by
+`python -m shared.admin rotate-keys` and by the lifecycle timer. Which tables to rotate is
+not kept here: every store declares what it seals (`SealedTable`), and
+`shared.store.sealed.sealed_tables` collects those declarations."""
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -17,15 +19,6 @@ if TYPE_CHECKING:
     from azure.data.tables.aio import TableClient, TableServiceClient
 
 logger = logging.getLogger(__name__)
-
-# Every table holding sealed values: (table name after TABLE_PREFIX, property prefix). A new
-# table with sealed values must be added here, or rotation would leave it behind.
-SEALED_TABLES: list[tuple[str, str]] = [("connections", "Grant"), ("pendingflows", "Flow")]
-
-
-def sealed_tables(table_prefix: str) -> list[tuple[str, str]]:
-    """`SEALED_TABLES` with full table names for this deployment's TABLE_PREFIX."""
-    return [(f"{table_prefix}{name}", prefix) for name, prefix in SEALED_TABLES]
 
 
 @dataclass
@@ -81,14 +74,15 @@ class RotationReport:
 async def rotate_keys(
     service: TableServiceClient,
     envelope: Envelope,
-    tables: list[tuple[str, str]],
+    tables: Sequence[tuple[str, str]],
     batch: int = 100,
     progress: Callable[[str], Any] = print,
     *,
     audit: AuditSink | None = None,
 ) -> RotationReport:
     """Rewrite, under `envelope`'s current key versions, every sealed row of `tables` (pairs
-    of table name and property prefix) that is not current yet. `progress` gets a line
+    of full table name and property prefix, as `shared.store.sealed.sealed_tables` gives
+    them) that is not current yet. `progress` gets a line
     every `batch` rows and at the end of each table.
 
     Resumable by construction: each row is rewritten in one conditional write, and a re-run
