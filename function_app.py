@@ -15,9 +15,11 @@ from shared.functions import lifecycle, notifications
 from shared.http import (
     auth,
     connections,
+    docs,
     mail,
     mail_write,
     me,
+    portal,
     system,
 )
 from shared.http import notifications as notification_routes
@@ -39,6 +41,8 @@ API_BLUEPRINTS: list[ApiBlueprint] = [
     mail_write.api,
     subscription_routes.api,
     notification_routes.api,
+    docs.api,
+    portal.api,
 ]
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)

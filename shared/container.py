@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from shared.mail.service import MailReader
     from shared.mail.writer import MailWriter
     from shared.notifications.service import NotificationService
+    from shared.portal.service import PortalService
     from shared.store.idempotency import IdempotencyStore
 
 
@@ -49,6 +50,7 @@ class Container:
     graph: GraphClient
     lifecycle: LifecycleService
     notifications: NotificationService
+    portal: PortalService
     # Closed by aclose(): pooled connections the container owns.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -80,6 +82,8 @@ class Container:
         from shared.mail.service import MailReader
         from shared.mail.writer import build_mail_writer
         from shared.notifications.service import NotificationService
+        from shared.portal.sealed import SealedValues
+        from shared.portal.service import PortalService
         from shared.store.connections import ConnectionStore
         from shared.store.due import DueIndex
         from shared.store.pending_flows import PendingFlowStore
@@ -164,6 +168,9 @@ class Container:
             graph=graph,
             lifecycle=lifecycle,
             notifications=notifications,
+            portal=PortalService(
+                settings, msal_client, SealedValues(key_ring), connections, notifications, audit
+            ),
             closers=closers,
         )
 

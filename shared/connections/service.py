@@ -104,6 +104,9 @@ class ConnectionService:
     def _return_to_allowed(self, return_to: str) -> bool:
         if len(return_to) > 2048 or any(c in return_to for c in "\r\n\\"):
             return False
+        # The portal's own page is always a fine place to come back to ("connect another").
+        if return_to == self._settings.portal_url:
+            return True
         return any(return_to.startswith(prefix) for prefix in self._settings.RETURN_TO_ALLOWLIST)
 
     async def finish_login(
