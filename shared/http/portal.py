@@ -147,7 +147,10 @@ async def portal_page(request: ApiRequest) -> func.HttpResponse:
         "My connections",
         body,
         request.correlation_id,
-        headers={"Referrer-Policy": "no-referrer"},
+        # same-origin, not no-referrer: Chromium sends `Origin: null` with the forms of a
+        # no-referrer page, and the origin check below needs the real one. The page's URL
+        # holds nothing secret (the callback's code never reaches it).
+        headers={"Referrer-Policy": "same-origin"},
         form_action="'self'",
     )
 
