@@ -19,6 +19,7 @@ from shared.http import (
     mail,
     mail_write,
     me,
+    options,
     portal,
     system,
 )
@@ -43,6 +44,7 @@ API_BLUEPRINTS: list[ApiBlueprint] = [
     notification_routes.api,
     docs.api,
     portal.api,
+    options.api,
 ]
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from shared.mail.service import MailReader
     from shared.mail.writer import MailWriter
     from shared.notifications.service import NotificationService
+    from shared.options.service import OptionLinks
     from shared.portal.service import PortalService
     from shared.store.idempotency import IdempotencyStore
 
@@ -51,6 +52,7 @@ class Container:
     lifecycle: LifecycleService
     notifications: NotificationService
     portal: PortalService
+    options: OptionLinks
     # Closed by aclose(): pooled connections the container owns.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -82,6 +84,7 @@ class Container:
         from shared.mail.service import MailReader
         from shared.mail.writer import build_mail_writer
         from shared.notifications.service import NotificationService
+        from shared.options.service import OptionLinks
         from shared.portal.sealed import SealedValues
         from shared.portal.service import PortalService
         from shared.store.connections import ConnectionStore
@@ -153,6 +156,7 @@ class Container:
             purges=[idempotency.purge_expired, notifications.renew_due],
         )
         closers.append(work_queue.aclose)
+        sealed = SealedValues(key_ring)  # browser-held values: portal cookies, option links
         return cls(
             settings=settings,
             audit=audit,
@@ -168,9 +172,8 @@ class Container:
             graph=graph,
             lifecycle=lifecycle,
             notifications=notifications,
-            portal=PortalService(
-                settings, msal_client, SealedValues(key_ring), connections, notifications, audit
-            ),
+            portal=PortalService(settings, msal_client, sealed, connections, notifications, audit),
+            options=OptionLinks(settings, mail_writer, sealed, tables, audit),
             closers=closers,
         )
 

@@ -13,7 +13,15 @@ import azure.functions as func
 from pydantic import Field
 
 from shared.container import get_container
-from shared.errors import ConnectionNotFound, CsrfRejected, SignInFailed, ValidationFailed
+from shared.errors import (
+    ConnectionNotFound,
+    CsrfRejected,
+    Forbidden,
+    PayloadTooLarge,
+    SignInFailed,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from shared.http.api import ApiBlueprint, ApiRequest, ResponseSpec, Security
 from shared.http.auth import CallbackQuery
 from shared.http.models import ApiModel
@@ -163,7 +171,8 @@ async def portal_page(request: ApiRequest) -> func.HttpResponse:
     security=Security.ANONYMOUS,
     query_model=CallbackQuery,
     responses={303: ResponseSpec("Signed in: back to the portal")},
-    errors=(SignInFailed, ValidationFailed),
+    # 403: the person declined at the identity provider (sign_in_failed, reason denied).
+    errors=(SignInFailed, ValidationFailed, Forbidden),
     error_media_types=_HTML_ERRORS,
 )
 async def portal_callback(request: ApiRequest) -> func.HttpResponse:
@@ -218,7 +227,13 @@ async def _session_and_form(request: ApiRequest) -> tuple[PortalSession, Disconn
     summary="Disconnect one of my mailboxes (the portal's form; same effect as DELETE).",
     security=Security.ANONYMOUS,
     responses={303: ResponseSpec("Disconnected: back to the portal")},
-    errors=(CsrfRejected, ConnectionNotFound, ValidationFailed),
+    errors=(
+        CsrfRejected,
+        ConnectionNotFound,
+        ValidationFailed,
+        UnsupportedMediaType,
+        PayloadTooLarge,
+    ),
     error_media_types=_HTML_ERRORS,
 )
 async def portal_disconnect(request: ApiRequest) -> func.HttpResponse:
@@ -239,7 +254,7 @@ async def portal_disconnect(request: ApiRequest) -> func.HttpResponse:
     summary="Sign out of the portal (clears the session cookie).",
     security=Security.ANONYMOUS,
     responses={200: ResponseSpec("Signed out", media_type="text/html")},
-    errors=(CsrfRejected, ValidationFailed),
+    errors=(CsrfRejected, ValidationFailed, UnsupportedMediaType, PayloadTooLarge),
     error_media_types=_HTML_ERRORS,
 )
 async def portal_signout(request: ApiRequest) -> func.HttpResponse:

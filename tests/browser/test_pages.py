@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import html
+import re
 import time
+from urllib.parse import urlsplit
 
 import httpx
 from playwright.sync_api import BrowserContext, Page, expect
 
+from shared.notifications.webhooks import sign
 from tests.support.app import AppServer
 from tests.support.browser import connect
+from tests.support.receiver import start_receiver
 from tests.support.sandbox import SandboxServer
 
 ALICE = "alice@contoso.test"
+BOB = "bob@contoso.test"
+LINK = re.compile(r'<a href="([^"]+/api/options/[^"]+)">([^<]+)</a>')
 
 
 def sign_in_at_sandbox(page: Page, upn: str) -> None:
@@ -85,3 +92,54 @@ def test_api_docs_render_the_operation_list(app_server: AppServer, page: Page) -
         page.locator(".opblock-summary-path", has_text="/connections/{connectionId}").first
     ).to_be_visible()
     assert violations == []
+
+
+def test_an_option_link_records_the_choice_and_the_receiver_gets_it_signed(
+    app_server: AppServer, sandbox: SandboxServer, page: Page
+) -> None:
+    connection_id = connect(app_server, sandbox, ALICE)
+    receiver = start_receiver()
+    subject = f"Approve the budget {time.time_ns()}"
+    try:
+        with httpx.Client(base_url=app_server.url, timeout=30) as api:
+            sent = api.post(
+                f"/api/connections/{connection_id}/messages/sendWithOptions",
+                headers={"Authorization": f"Bearer {sandbox.user_token(ALICE)}"},
+                json={
+                    "toRecipients": [{"emailAddress": {"address": BOB}}],
+                    "subject": subject,
+                    "body": "Please choose.",
+                    "options": ["Approve", "Reject"],
+                    "callbackUrl": f"{receiver.url}/choice",
+                },
+            )
+        assert sent.status_code == 202, sent.text
+        links = option_links(sandbox, BOB, subject)
+        assert sorted(links) == ["Approve", "Reject"]
+        # The mail's links point at PUBLIC_BASE_URL; this test's app listens elsewhere.
+        page.goto(app_server.url + urlsplit(links["Reject"]).path)
+        expect(page.locator("#option")).to_have_text("Reject")
+        assert receiver.received == []  # opening the link records nothing
+        page.click("#confirm")
+
+        expect(page.locator("#recorded")).to_have_text("Reject")
+        delivered = receiver.wait_for(lambda posts: len(posts) == 1)[0]
+        secret = sent.json()["signingSecret"]
+        assert delivered.headers["X-Signature"] == sign(secret, delivered.body)
+        assert delivered.json()["selectedOption"] == "Reject"
+        assert delivered.json()["requestId"] == sent.json()["requestId"]
+        page.goto(app_server.url + urlsplit(links["Approve"]).path)
+        page.click("#confirm")
+        expect(page.locator("h1")).to_have_text("Nothing recorded")
+        assert len(receiver.received) == 1  # one choice per mail
+    finally:
+        receiver.stop()
+
+
+def option_links(sandbox: SandboxServer, upn: str, subject: str) -> dict[str, str]:
+    """The option links (label → URL) in the message `upn` received."""
+    with sandbox.client() as control:
+        view = control.get(f"/_sandbox/users/{upn}/mailbox").json()
+    message = next(m for m in view["messages"] if m["subject"] == subject)
+    content = message["body"]["content"]
+    return {html.unescape(label): html.unescape(url) for url, label in LINK.findall(content)}

@@ -1,0 +1,122 @@
+"""Send email with options: the caller's route, and the anonymous pages behind the links.
+
+GET on a link only shows a confirm page (mail scanners follow links); the page's POST
+records the choice and delivers it to the caller's callback URL."""
+
+from __future__ import annotations
+
+from html import escape
+
+import azure.functions as func
+
+from shared.container import get_container
+from shared.errors import (
+    Conflict,
+    ConnectionNotFound,
+    Forbidden,
+    GraphError,
+    GraphThrottled,
+    GraphUnavailable,
+    NotFound,
+    PayloadTooLarge,
+    ReauthRequired,
+    StorageUnavailable,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from shared.http.api import ApiBlueprint, ApiRequest, ResponseSpec, Security, json_response
+from shared.http.pages import html_page
+from shared.mail.writer import WriteContext
+from shared.options.service import OptionsSent, SendWithOptionsBody
+
+api = ApiBlueprint("mail-write")
+_HTML_ERRORS = ("application/problem+json", "text/html")
+
+
+@api.route(
+    "connections/{connectionId}/messages/sendWithOptions",
+    methods=("POST",),
+    operation_id="messages_send_with_options",
+    summary="Send email with options: one link per option; the recipient's choice is POSTed, "
+    "signed (X-Signature), to callbackUrl.",
+    request_model=SendWithOptionsBody,
+    responses={202: ResponseSpec("Sent; keep signingSecret to verify the callback", OptionsSent)},
+    errors=(
+        ValidationFailed,
+        ConnectionNotFound,
+        NotFound,
+        Forbidden,
+        Conflict,
+        ReauthRequired,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        GraphThrottled,
+        GraphError,
+        GraphUnavailable,
+        StorageUnavailable,
+    ),
+)
+async def messages_send_with_options(request: ApiRequest) -> func.HttpResponse:
+    body = request.json(SendWithOptionsBody)
+    ctx = WriteContext(request.caller, request.route("connectionId"), None, request.correlation_id)
+    sent = await get_container().options.send(ctx, body)
+    return json_response(sent, status=202, headers={"Cache-Control": "no-store"})
+
+
+def _failure_page(error: NotFound | Conflict, correlation_id: str) -> func.HttpResponse:
+    return html_page(
+        "Nothing recorded",
+        f"<p>{escape(error.detail)}</p>",
+        correlation_id,
+        status=error.http_status,
+    )
+
+
+@api.route(
+    "options/{token}",
+    methods=("GET",),
+    operation_id="option_confirm",
+    summary="An option link from a mail: a page asking to confirm the choice (records nothing).",
+    security=Security.ANONYMOUS,
+    responses={200: ResponseSpec("The confirm page", media_type="text/html")},
+    errors=(NotFound,),
+    error_media_types=_HTML_ERRORS,
+)
+async def option_confirm(request: ApiRequest) -> func.HttpResponse:
+    try:
+        pending = await get_container().options.pending(request.route("token"))
+    except NotFound as error:
+        return _failure_page(error, request.correlation_id)
+    return html_page(
+        "Confirm your choice",
+        f'<p>Your answer: <strong id="option">{escape(pending.option)}</strong></p>'
+        '<form method="post"><button type="submit" id="confirm">Confirm</button></form>',
+        request.correlation_id,
+        form_action="'self'",
+    )
+
+
+@api.route(
+    "options/{token}",
+    methods=("POST",),
+    operation_id="option_choose",
+    summary="Record the choice of an option link (once per mail) and deliver it to the sender.",
+    security=Security.ANONYMOUS,
+    responses={200: ResponseSpec("Recorded", media_type="text/html")},
+    errors=(NotFound, Conflict, StorageUnavailable),
+    error_media_types=_HTML_ERRORS,
+)
+async def option_choose(request: ApiRequest) -> func.HttpResponse:
+    try:
+        chosen = await get_container().options.choose(
+            request.route("token"), request.correlation_id
+        )
+    except (NotFound, Conflict) as error:
+        return _failure_page(error, request.correlation_id)
+    note = "" if chosen.delivered else "<p>The sender's automation could not be reached yet.</p>"
+    return html_page(
+        "Thank you",
+        f'<p>Your answer <strong id="recorded">{escape(chosen.option)}</strong> was recorded.</p>'
+        + note,
+        request.correlation_id,
+    )

@@ -1,0 +1,189 @@
+"""Option links: sent in a mail, chosen once, delivered signed to the caller's callback.
+
+Why it is built this way:
+- Each link carries a sealed token (shared/portal/sealed.py: encrypted and authenticated,
+  bound to its purpose, with its expiry inside): nothing guessable, nothing to look up
+  before the recipient acts, and the callback URL (which may hold a secret of the caller's
+  platform) never appears in the mail.
+- Opening a link (GET) only shows a confirm page: mail scanners follow links. The choice is
+  recorded by the page's POST, once per request (a Table row created with create-if-absent;
+  a second choice, with the same or another option, is refused).
+- The callback is checked like a trigger webhook (shared/notifications/webhooks.py: https,
+  public addresses only) when the mail is sent and again before the delivery, and signed
+  the same way (`X-Signature: sha256=<HMAC of the body>` under the secret returned when
+  the mail was sent).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from html import escape
+
+import httpx
+from azure.core.exceptions import ResourceExistsError
+from pydantic import Field
+
+from shared.audit import AuditEvent, AuditSink, Outcome
+from shared.config import Settings
+from shared.errors import Conflict, FieldError, NotFound, ValidationFailed
+from shared.http.models import ApiModel
+from shared.mail.compose import RecipientIn, SendMessageBody
+from shared.mail.writer import MailWriter, WriteContext
+from shared.notifications.webhooks import WebhookRejected, check_webhook, post_event, sign
+from shared.portal.sealed import SealedValues
+from shared.store.errors import storage_errors
+from shared.store.table_set import TableSet
+
+PURPOSE = "option-choice"
+TABLE = "optionchoices"
+
+
+class SendWithOptionsBody(ApiModel):
+    toRecipients: list[RecipientIn] = Field(min_length=1, max_length=50)
+    subject: str = Field(max_length=255)
+    body: str | None = Field(default=None, max_length=32 * 1024, description="Plain text.")
+    options: list[str] = Field(min_length=1, max_length=10)
+    callbackUrl: str = Field(max_length=2048)
+    expiresInHours: int = Field(default=168, ge=1, le=720)
+
+
+class OptionsSent(ApiModel):
+    requestId: str
+    signingSecret: str = Field(description="Verifies the callback's X-Signature; shown once.")
+    expiresAt: datetime
+
+
+@dataclass(frozen=True)
+class PendingChoice:
+    request_id: str
+    option: str
+    connection_id: str
+
+
+@dataclass(frozen=True)
+class Chosen:
+    option: str
+    delivered: bool
+
+
+class OptionLinks:
+    def __init__(
+        self,
+        settings: Settings,
+        writer: MailWriter,
+        sealed: SealedValues,
+        tables: TableSet,
+        audit: AuditSink,
+    ) -> None:
+        self._settings = settings
+        self._writer = writer
+        self._sealed = sealed
+        self._tables = tables
+        self._audit = audit
+
+    async def _check(self, url: str) -> str:
+        try:
+            return await check_webhook(url, allow_http_loopback=self._settings.loopback_webhooks)
+        except WebhookRejected as rejected:
+            raise ValidationFailed(
+                f"callbackUrl {rejected}.",
+                errors=[FieldError(("body", "callbackUrl"), str(rejected))],
+            ) from None
+
+    async def send(self, ctx: WriteContext, body: SendWithOptionsBody) -> OptionsSent:
+        labels = [o.strip() for o in body.options]
+        if any(not o or len(o) > 100 for o in labels) or len(set(labels)) != len(labels):
+            raise ValidationFailed(
+                "options must be distinct, non-empty labels of at most 100 characters.",
+                errors=[FieldError(("body", "options"), "invalid option labels")],
+            )
+        callback = await self._check(body.callbackUrl)
+        request_id = secrets.token_urlsafe(16)
+        secret = secrets.token_urlsafe(32)
+        ttl = body.expiresInHours * 3600
+        base = str(self._settings.PUBLIC_BASE_URL).rstrip("/")
+        links = []
+        for label in labels:
+            token = await self._sealed.seal(
+                PURPOSE,
+                {"r": request_id, "o": label, "u": callback, "s": secret, "c": ctx.connection_id},
+                ttl,
+            )
+            links.append(f'<a href="{escape(base)}/api/options/{token}">{escape(label)}</a>')
+        text = "".join(f"<p>{escape(line)}</p>" for line in (body.body or "").splitlines())
+        html = f"{text}<p>{' &nbsp;|&nbsp; '.join(links)}</p>"
+        message = SendMessageBody.model_validate(
+            {
+                "subject": body.subject,
+                "body": {"contentType": "html", "content": html},
+                "toRecipients": [r.model_dump() for r in body.toRecipients],
+            }
+        )
+        await self._writer.send(ctx, message)
+        return OptionsSent(
+            requestId=request_id,
+            signingSecret=secret,
+            expiresAt=datetime.now(UTC) + timedelta(seconds=ttl),
+        )
+
+    async def pending(self, token: str) -> PendingChoice:
+        data = await self._sealed.open(PURPOSE, token)
+        if data is None:
+            raise NotFound("This link is not valid or has expired.")
+        return PendingChoice(str(data["r"]), str(data["o"]), str(data["c"]))
+
+    async def choose(self, token: str, correlation_id: str) -> Chosen:
+        data = await self._sealed.open(PURPOSE, token)
+        if data is None:
+            raise NotFound("This link is not valid or has expired.")
+        request_id, option = str(data["r"]), str(data["o"])
+        now = datetime.now(UTC)
+        table = await self._tables.table(TABLE)
+        try:
+            with storage_errors("record option choice"):
+                await table.create_entity(
+                    {
+                        "PartitionKey": request_id[:2],
+                        "RowKey": request_id,
+                        "ChosenAt": now,
+                        "ConnectionId": str(data["c"]),
+                    }
+                )
+        except ResourceExistsError:
+            raise Conflict("An option was already chosen for this mail.") from None
+        payload = json.dumps(
+            {
+                "requestId": request_id,
+                "connectionId": str(data["c"]),
+                "selectedOption": option,
+                "chosenAt": now.isoformat(),
+            }
+        ).encode()
+        delivered = False
+        try:
+            url = await self._check(str(data["u"]))
+        except ValidationFailed:
+            url = None
+        if url is not None:
+            async with httpx.AsyncClient(
+                timeout=self._settings.WEBHOOK_TIMEOUT_SECONDS,
+                follow_redirects=False,  # a redirect could aim the POST past the checks above
+                trust_env=False,
+            ) as client:
+                attempt = await post_event(
+                    client, url, payload, sign(str(data["s"]), payload), request_id
+                )
+            delivered = attempt.delivered
+        self._audit.emit(
+            AuditEvent(
+                "options.chosen",
+                Outcome.SUCCESS if delivered else Outcome.FAILURE,
+                correlation_id,
+                connection_id=str(data["c"]),
+                reason=None if delivered else "callback_failed",
+            )
+        )
+        return Chosen(option, delivered)
