@@ -55,6 +55,7 @@ SUMMARIES: dict[str, str] = {
     "messages_list": "List messages",
     "messages_get": "Get a message",
     "messages_mime": "Export a message as MIME",
+    "messages_send_with_options": "Send email with options",
     "folders_list": "List folders",
     "folders_children": "List child folders",
     "attachments_list": "List attachments",
