@@ -24,10 +24,13 @@ from shared.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
-from shared.http.api import ApiBlueprint, ApiRequest, ResponseSpec, Security, json_response
+from shared.http.api import ApiBlueprint, ApiRequest, ResponseSpec, Security
+from shared.http.mail_write import _IDEMPOTENCY, IDEMPOTENCY_KEY
+from shared.http.mail_write import _write as idempotent_write
 from shared.http.pages import html_page
 from shared.mail.writer import WriteContext
 from shared.options.service import OptionsSent, SendWithOptionsBody
+from shared.store.idempotency import StoredResponse
 
 api = ApiBlueprint("mail-write")
 _HTML_ERRORS = ("application/problem+json", "text/html")
@@ -38,8 +41,9 @@ _HTML_ERRORS = ("application/problem+json", "text/html")
     methods=("POST",),
     operation_id="messages_send_with_options",
     summary="Send email with options: one link per option; the recipient's choice is POSTed, "
-    "signed (X-Signature), to callbackUrl.",
+    "signed (X-Signature), to callbackUrl." + _IDEMPOTENCY,
     request_model=SendWithOptionsBody,
+    headers=(IDEMPOTENCY_KEY,),
     responses={202: ResponseSpec("Sent; keep signingSecret to verify the callback", OptionsSent)},
     errors=(
         ValidationFailed,
@@ -59,8 +63,15 @@ _HTML_ERRORS = ("application/problem+json", "text/html")
 async def messages_send_with_options(request: ApiRequest) -> func.HttpResponse:
     body = request.json(SendWithOptionsBody)
     ctx = WriteContext(request.caller, request.route("connectionId"), None, request.correlation_id)
-    sent = await get_container().options.send(ctx, body)
-    return json_response(sent, status=202, headers={"Cache-Control": "no-store"})
+
+    async def produce() -> StoredResponse:
+        sent = await get_container().options.send(ctx, body)
+        # The replayed answer (sealed in the idempotency store) repeats the same secret, so a
+        # retried call gets the secret that verifies the links of the one mail sent.
+        return StoredResponse(202, {"Cache-Control": "no-store"}, sent.model_dump_json().encode())
+
+    # The mail routes' Idempotency-Key handling: a caller's retry never sends a second mail.
+    return await idempotent_write(request, None, produce)
 
 
 def _failure_page(error: NotFound | Conflict, correlation_id: str) -> func.HttpResponse:

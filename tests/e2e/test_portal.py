@@ -153,3 +153,34 @@ def test_docs_serve_only_their_own_files_under_a_strict_policy(app_server: AppSe
     assert script.status_code == 200
     assert script.headers["content-type"].startswith("text/javascript")
     assert [unknown.status_code, walked.status_code] == [404, 404]
+
+
+def test_a_retried_send_with_options_sends_one_mail_and_answers_the_same_secret(
+    app_server: AppServer, sandbox: SandboxServer
+) -> None:
+    connection_id = connect(app_server, sandbox, ALICE)
+    with sandbox.client() as control:
+        control.delete("/_sandbox/requests").raise_for_status()
+    call = {
+        "url": f"/api/connections/{connection_id}/messages/sendWithOptions",
+        "headers": {
+            "Authorization": f"Bearer {sandbox.user_token(ALICE)}",
+            "Idempotency-Key": "approve-budget-1",
+        },
+        "json": {
+            "toRecipients": [{"emailAddress": {"address": "bob@contoso.test"}}],
+            "subject": "Approve?",
+            "options": ["Approve", "Reject"],
+            "callbackUrl": "http://127.0.0.1:9/hook",
+        },
+    }
+    with httpx.Client(base_url=app_server.url, timeout=30) as api:
+        first = api.post(**call)
+        again = api.post(**call)
+    with sandbox.client() as control:
+        requests = control.get("/_sandbox/requests").json()
+
+    assert first.status_code == again.status_code == 202
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    assert len([r for r in requests if r["path"].endswith("/sendMail")]) == 1
