@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import html
 import re
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from tests.support.app import AppServer
+from tests.support.app import AppServer, start_app
 from tests.support.browser import browser, connect
 from tests.support.sandbox import SandboxServer
 
@@ -184,3 +185,50 @@ def test_a_retried_send_with_options_sends_one_mail_and_answers_the_same_secret(
     assert again.headers["idempotent-replayed"] == "true"
     assert again.json() == first.json()
     assert len([r for r in requests if r["path"].endswith("/sendMail")]) == 1
+
+
+def test_a_connection_that_needs_reauth_gets_a_reconnect_link_back_to_the_portal(
+    app_server: AppServer, sandbox: SandboxServer
+) -> None:
+    connection_id = connect(app_server, sandbox, ALICE)
+    messages = f"{app_server.url}/api/connections/{connection_id}/messages"
+    with browser(sandbox) as client:
+        portal_session(client, app_server, ALICE)  # before the clock jump: a fresh id token
+        with sandbox.client() as control:
+            caller = control.post("/_sandbox/token", json={"user": ALICE, "lifetimeSeconds": 9000})
+            bearer = {"Authorization": f"Bearer {caller.json()['access_token']}"}
+            assert client.get(messages, params={"top": 1}, headers=bearer).status_code == 200
+            control.post("/_sandbox/identity/revoke", json={"upn": ALICE}).raise_for_status()
+            # The app's cached Graph token must lapse at the sandbox for the refresh to fail.
+            control.post("/_sandbox/clock", json={"offsetSeconds": 7200}).raise_for_status()
+            try:
+                refused = client.get(messages, params={"top": 1}, headers=bearer)
+            finally:
+                control.post("/_sandbox/clock", json={"offsetSeconds": 0}).raise_for_status()
+        page = client.get(f"{app_server.url}/api/portal")
+        reconnect = re.search(r'<a href="([^"]+)">Reconnect</a>', page.text)
+        assert reconnect, page.text
+        back = client.get(app_server.url + html.unescape(reconnect.group(1)))
+
+    assert refused.status_code == 409
+    assert "reauth_required" in page.text
+    query = parse_qs(urlsplit(html.unescape(reconnect.group(1))).query)
+    assert query == {"returnTo": [f"{app_server.url}/api/portal"], "loginHint": [ALICE]}
+    assert str(back.url).startswith(f"{app_server.url}/api/portal?connectionId={connection_id}")
+    row = re.search(rf'<tr data-connection-id="{re.escape(connection_id)}">.*?</tr>', back.text)
+    assert row and ">active<" in row.group(0)
+
+
+def test_docs_turned_off_answer_404(settings_env: dict[str, str], servers_dir: Path) -> None:
+    app = start_app({**settings_env, "API_DOCS_ENABLED": "false"}, servers_dir)
+    try:
+        with httpx.Client(base_url=app.url, timeout=30) as client:
+            page = client.get("/api/docs")
+            asset = client.get("/api/docs/assets/docs.js")
+            document = client.get("/api/openapi.json")
+    finally:
+        app.stop()
+
+    assert [page.status_code, asset.status_code] == [404, 404]
+    assert page.json()["code"] == "not_found"
+    assert document.status_code == 200  # the description itself stays
