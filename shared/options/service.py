@@ -16,8 +16,10 @@ Why it is built this way:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html import escape
@@ -39,6 +41,9 @@ from shared.store.table_set import TableSet
 
 PURPOSE = "option-choice"
 TABLE = "optionchoices"
+# The person waits on the confirm page while the choice is delivered: a few quick retries of
+# a transient failure (5xx, 408, 429, no answer), well inside a browser's patience.
+DELIVERY_WAITS = (1.0, 3.0)
 
 
 class SendWithOptionsBody(ApiModel):
@@ -77,7 +82,11 @@ class OptionLinks:
         sealed: SealedValues,
         tables: TableSet,
         audit: AuditSink,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        transport: httpx.AsyncBaseTransport | None = None,  # tests
     ) -> None:
+        self._sleep = sleep
+        self._transport = transport
         self._settings = settings
         self._writer = writer
         self._sealed = sealed
@@ -172,10 +181,14 @@ class OptionLinks:
                 timeout=self._settings.WEBHOOK_TIMEOUT_SECONDS,
                 follow_redirects=False,  # a redirect could aim the POST past the checks above
                 trust_env=False,
+                transport=self._transport,
             ) as client:
-                attempt = await post_event(
-                    client, url, payload, sign(str(data["s"]), payload), request_id
-                )
+                signature = sign(str(data["s"]), payload)
+                for wait in (*DELIVERY_WAITS, None):
+                    attempt = await post_event(client, url, payload, signature, request_id)
+                    if attempt.delivered or not attempt.retryable or wait is None:
+                        break
+                    await self._sleep(wait)
             delivered = attempt.delivered
         self._audit.emit(
             AuditEvent(

@@ -58,6 +58,8 @@ def test_portal_signs_in_lists_and_disconnects_a_connection(
     expect(row).to_contain_text(ALICE)
     expect(row).to_contain_text("active")
     cookie = next(c for c in context.cookies() if c["name"] == "oia_portal")
+    page.set_viewport_size({"width": 360, "height": 740})  # a phone: nothing runs off-screen
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
     row.get_by_role("button", name="Disconnect").click()
 
     expect(page.locator("#no-connections")).to_be_visible()
