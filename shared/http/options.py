@@ -6,6 +6,7 @@ records the choice and delivers it to the caller's callback URL."""
 from __future__ import annotations
 
 from html import escape
+from urllib.parse import quote
 
 import azure.functions as func
 
@@ -24,15 +25,20 @@ from shared.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
-from shared.http.api import ApiBlueprint, ApiRequest, ResponseSpec, Security
+from shared.http.api import ApiBlueprint, ApiRequest, ResponseSpec, Security, json_response
 from shared.http.mail_write import _IDEMPOTENCY, IDEMPOTENCY_KEY
 from shared.http.mail_write import _write as idempotent_write
 from shared.http.pages import html_page
 from shared.mail.writer import WriteContext
-from shared.options.service import OptionsSent, SendWithOptionsBody
+from shared.options.service import (
+    OptionsSent,
+    OptionSubscriptionCreate,
+    OptionSubscriptionCreated,
+    SendWithOptionsBody,
+)
 from shared.store.idempotency import StoredResponse
 
-api = ApiBlueprint("mail-write")
+api = ApiBlueprint("options")
 _HTML_ERRORS = ("application/problem+json", "text/html")
 
 
@@ -72,6 +78,55 @@ async def messages_send_with_options(request: ApiRequest) -> func.HttpResponse:
 
     # The mail routes' Idempotency-Key handling: a caller's retry never sends a second mail.
     return await idempotent_write(request, None, produce)
+
+
+_TRIGGER_ERRORS = (
+    ValidationFailed,
+    ConnectionNotFound,
+    NotFound,
+    Forbidden,
+    ReauthRequired,
+    UnsupportedMediaType,
+    PayloadTooLarge,
+    StorageUnavailable,
+)
+
+
+@api.route(
+    "connections/{connectionId}/optionSubscriptions",
+    methods=("POST",),
+    operation_id="option_subscriptions_create",
+    summary="Register a webhook for the choices of this connection's option mails sent without "
+    "a callbackUrl (the 'When an option is chosen' trigger); 201 with Location.",
+    request_model=OptionSubscriptionCreate,
+    responses={201: ResponseSpec("Registered; keep signingSecret", OptionSubscriptionCreated)},
+    errors=_TRIGGER_ERRORS,
+)
+async def option_subscriptions_create(request: ApiRequest) -> func.HttpResponse:
+    body = request.json(OptionSubscriptionCreate)
+    ctx = WriteContext(request.caller, request.route("connectionId"), None, request.correlation_id)
+    created = await get_container().options.subscribe(ctx, body.notificationUrl)
+    base = str(get_container().settings.PUBLIC_BASE_URL).rstrip("/")
+    location = (
+        f"{base}/api/connections/{quote(created.connectionId, safe='')}"
+        f"/optionSubscriptions/{quote(created.id, safe='')}"
+    )
+    # Power Automate keeps Location and DELETEs it when the flow is turned off.
+    return json_response(created, status=201, headers={"Location": location})
+
+
+@api.route(
+    "connections/{connectionId}/optionSubscriptions/{subscriptionId}",
+    methods=("DELETE",),
+    operation_id="option_subscriptions_delete",
+    summary="Remove a 'When an option is chosen' registration.",
+    responses={204: ResponseSpec("Removed")},
+    errors=_TRIGGER_ERRORS,
+)
+async def option_subscriptions_delete(request: ApiRequest) -> func.HttpResponse:
+    ctx = WriteContext(request.caller, request.route("connectionId"), None, request.correlation_id)
+    await get_container().options.unsubscribe(ctx, request.route("subscriptionId"))
+    return func.HttpResponse(status_code=204)
 
 
 def _failure_page(error: NotFound | Conflict, correlation_id: str) -> func.HttpResponse:

@@ -17,7 +17,6 @@ Why it is built this way:
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from html import escape
 
 import httpx
-from azure.core.exceptions import ResourceExistsError
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from pydantic import Field
 
 from shared.audit import AuditEvent, AuditSink, Outcome
@@ -41,6 +40,11 @@ from shared.store.table_set import TableSet
 
 PURPOSE = "option-choice"
 TABLE = "optionchoices"
+# "When an option is chosen" trigger registrations: PartitionKey = connection id, the
+# callback URL and signing secret sealed (a flow's callback URL is itself a secret).
+SUBSCRIPTIONS = "optionsubscriptions"
+SUBSCRIPTION_PURPOSE = "option-subscription"
+_FOREVER = 100 * 365 * 24 * 3600  # a registration lasts until the flow deletes it
 # The person waits on the confirm page while the choice is delivered: a few quick retries of
 # a transient failure (5xx, 408, 429, no answer), well inside a browser's patience.
 DELIVERY_WAITS = (1.0, 3.0)
@@ -51,7 +55,12 @@ class SendWithOptionsBody(ApiModel):
     subject: str = Field(max_length=255)
     body: str | None = Field(default=None, max_length=32 * 1024, description="Plain text.")
     options: list[str] = Field(min_length=1, max_length=10)
-    callbackUrl: str = Field(max_length=2048)
+    callbackUrl: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="Where the choice is POSTed. Without it, the choice goes to the "
+        "connection's 'When an option is chosen' triggers.",
+    )
     expiresInHours: int = Field(default=168, ge=1, le=720)
 
 
@@ -59,6 +68,35 @@ class OptionsSent(ApiModel):
     requestId: str
     signingSecret: str = Field(description="Verifies the callback's X-Signature; shown once.")
     expiresAt: datetime
+
+
+class OptionChosenEvent(ApiModel):
+    """What a callback (or a "When an option is chosen" trigger) receives, signed."""
+
+    requestId: str
+    connectionId: str
+    selectedOption: str
+    chosenAt: datetime
+    subscriptionId: str | None = None
+
+
+class OptionSubscriptionCreate(ApiModel):
+    notificationUrl: str = Field(
+        max_length=2048, description="Where choices are POSTed (https). Power Automate fills it."
+    )
+
+
+class OptionSubscriptionCreated(ApiModel):
+    id: str
+    connectionId: str
+    signingSecret: str = Field(description="HMAC-SHA256 key of `X-Signature`. Shown once.")
+
+
+@dataclass(frozen=True)
+class Target:
+    url: str
+    secret: str
+    subscription_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -109,7 +147,7 @@ class OptionLinks:
                 "options must be distinct, non-empty labels of at most 100 characters.",
                 errors=[FieldError(("body", "options"), "invalid option labels")],
             )
-        callback = await self._check(body.callbackUrl)
+        callback = await self._check(body.callbackUrl) if body.callbackUrl else None
         request_id = secrets.token_urlsafe(16)
         secret = secrets.token_urlsafe(32)
         ttl = body.expiresInHours * 3600
@@ -163,33 +201,18 @@ class OptionLinks:
                 )
         except ResourceExistsError:
             raise Conflict("An option was already chosen for this mail.") from None
-        payload = json.dumps(
-            {
-                "requestId": request_id,
-                "connectionId": str(data["c"]),
-                "selectedOption": option,
-                "chosenAt": now.isoformat(),
-            }
-        ).encode()
-        delivered = False
-        try:
-            url = await self._check(str(data["u"]))
-        except ValidationFailed:
-            url = None
-        if url is not None:
-            async with httpx.AsyncClient(
-                timeout=self._settings.WEBHOOK_TIMEOUT_SECONDS,
-                follow_redirects=False,  # a redirect could aim the POST past the checks above
-                trust_env=False,
-                transport=self._transport,
-            ) as client:
-                signature = sign(str(data["s"]), payload)
-                for wait in (*DELIVERY_WAITS, None):
-                    attempt = await post_event(client, url, payload, signature, request_id)
-                    if attempt.delivered or not attempt.retryable or wait is None:
-                        break
-                    await self._sleep(wait)
-            delivered = attempt.delivered
+        event = OptionChosenEvent(
+            requestId=request_id,
+            connectionId=str(data["c"]),
+            selectedOption=option,
+            chosenAt=now,
+        )
+        if data.get("u"):
+            targets = [Target(str(data["u"]), str(data["s"]))]
+        else:
+            targets = await self._subscribers(str(data["c"]))
+        results = [await self._deliver(target, event) for target in targets]
+        delivered = bool(results) and all(results)
         self._audit.emit(
             AuditEvent(
                 "options.chosen",
@@ -200,3 +223,88 @@ class OptionLinks:
             )
         )
         return Chosen(option, delivered)
+
+    async def _deliver(self, target: Target, event: OptionChosenEvent) -> bool:
+        payload = event.model_copy(update={"subscriptionId": target.subscription_id})
+        body = payload.model_dump_json(exclude_none=True).encode()
+        try:
+            url = await self._check(target.url)
+        except ValidationFailed:
+            return False
+        async with httpx.AsyncClient(
+            timeout=self._settings.WEBHOOK_TIMEOUT_SECONDS,
+            follow_redirects=False,  # a redirect could aim the POST past the checks above
+            trust_env=False,
+            transport=self._transport,
+        ) as client:
+            signature = sign(target.secret, body)
+            for wait in (*DELIVERY_WAITS, None):
+                attempt = await post_event(client, url, body, signature, event.requestId)
+                if attempt.delivered or not attempt.retryable or wait is None:
+                    break
+                await self._sleep(wait)
+        return attempt.delivered
+
+    # -- "When an option is chosen" (a webhook trigger) ---------------------------------
+
+    async def subscribe(
+        self, ctx: WriteContext, notification_url: str
+    ) -> OptionSubscriptionCreated:
+        connection = await self._writer.authorize(ctx)
+        url = await self._check(notification_url)
+        subscription_id = secrets.token_urlsafe(16)
+        secret = secrets.token_urlsafe(32)
+        sealed = await self._sealed.seal(
+            SUBSCRIPTION_PURPOSE, {"u": url, "s": secret, "c": connection.id}, _FOREVER
+        )
+        table = await self._tables.table(SUBSCRIPTIONS)
+        with storage_errors("store option subscription"):
+            await table.create_entity(
+                {"PartitionKey": connection.id, "RowKey": subscription_id, "Target": sealed}
+            )
+        self._audit.emit(
+            AuditEvent(
+                "options.subscribed",
+                Outcome.SUCCESS,
+                ctx.correlation_id,
+                caller_oid=ctx.caller.oid,
+                tenant_id=ctx.caller.tenant_id,
+                connection_id=connection.id,
+            )
+        )
+        return OptionSubscriptionCreated(
+            id=subscription_id, connectionId=connection.id, signingSecret=secret
+        )
+
+    async def unsubscribe(self, ctx: WriteContext, subscription_id: str) -> None:
+        connection = await self._writer.authorize(ctx)
+        table = await self._tables.table(SUBSCRIPTIONS)
+        try:
+            with storage_errors("read option subscription"):
+                await table.get_entity(connection.id, subscription_id)
+        except ResourceNotFoundError:
+            raise NotFound("No such trigger subscription.") from None
+        with storage_errors("delete option subscription"):
+            await table.delete_entity(connection.id, subscription_id)
+        self._audit.emit(
+            AuditEvent(
+                "options.unsubscribed",
+                Outcome.SUCCESS,
+                ctx.correlation_id,
+                caller_oid=ctx.caller.oid,
+                tenant_id=ctx.caller.tenant_id,
+                connection_id=connection.id,
+            )
+        )
+
+    async def _subscribers(self, connection_id: str) -> list[Target]:
+        table = await self._tables.table(SUBSCRIPTIONS)
+        targets = []
+        with storage_errors("list option subscriptions"):
+            async for row in table.query_entities(
+                "PartitionKey eq @pk", parameters={"pk": connection_id}
+            ):
+                data = await self._sealed.open(SUBSCRIPTION_PURPOSE, str(row.get("Target")))
+                if data is not None and data.get("c") == connection_id:
+                    targets.append(Target(str(data["u"]), str(data["s"]), str(row["RowKey"])))
+        return targets

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
+from shared.notifications.webhooks import sign
 from tests.support.app import AppServer, start_app
 from tests.support.browser import browser, connect
+from tests.support.receiver import start_receiver
 from tests.support.sandbox import SandboxServer
 
 ALICE = "alice@contoso.test"
@@ -232,3 +235,53 @@ def test_docs_turned_off_answer_404(settings_env: dict[str, str], servers_dir: P
     assert [page.status_code, asset.status_code] == [404, 404]
     assert page.json()["code"] == "not_found"
     assert document.status_code == 200  # the description itself stays
+
+
+def test_when_an_option_is_chosen_trigger_gets_choices_of_mails_without_a_callback(
+    app_server: AppServer, sandbox: SandboxServer
+) -> None:
+    connection_id = connect(app_server, sandbox, ALICE)
+    receiver = start_receiver()
+    bearer = {"Authorization": f"Bearer {sandbox.user_token(ALICE)}"}
+    subject = f"Lunch? {time.time_ns()}"
+    base = f"/api/connections/{connection_id}"
+    try:
+        with httpx.Client(base_url=app_server.url, timeout=30) as api:
+            registered = api.post(
+                f"{base}/optionSubscriptions",
+                headers=bearer,
+                json={"notificationUrl": f"{receiver.url}/flow"},
+            )
+            sent = api.post(
+                f"{base}/messages/sendWithOptions",
+                headers=bearer,
+                json={
+                    "toRecipients": [{"emailAddress": {"address": "bob@contoso.test"}}],
+                    "subject": subject,
+                    "options": ["Yes", "No"],
+                },
+            )
+            link = option_link(sandbox, "bob@contoso.test", subject, "Yes")
+            chosen = api.post(urlsplit(link).path)
+            removed = api.delete(urlsplit(registered.headers["location"]).path, headers=bearer)
+            again = api.delete(urlsplit(registered.headers["location"]).path, headers=bearer)
+        event = receiver.wait_for(lambda posts: len(posts) == 1)[0]
+    finally:
+        receiver.stop()
+
+    assert registered.status_code == 201, registered.text
+    assert sent.status_code == 202, sent.text
+    assert chosen.status_code == 200 and "could not be reached" not in chosen.text
+    secret = registered.json()["signingSecret"]
+    assert event.headers["X-Signature"] == sign(secret, event.body)
+    assert event.json()["subscriptionId"] == registered.json()["id"]
+    assert event.json()["selectedOption"] == "Yes"
+    assert [removed.status_code, again.status_code] == [204, 404]
+
+
+def option_link(sandbox: SandboxServer, upn: str, subject: str, label: str) -> str:
+    with sandbox.client() as control:
+        view = control.get(f"/_sandbox/users/{upn}/mailbox").json()
+    content = next(m for m in view["messages"] if m["subject"] == subject)["body"]["content"]
+    links = re.findall(r'<a href="([^"]+/api/options/[^"]+)">([^<]+)</a>', content)
+    return next(html.unescape(url) for url, text in links if html.unescape(text) == label)
