@@ -82,7 +82,7 @@ TRIGGERS: dict[str, tuple[str, str, str]] = {
     TRIGGER_OPERATION: (TRIGGER_REQUEST, "shared.http.subscriptions:MessageEvent", TRIGGER_HINT),
     "option_subscriptions_create": (
         "OptionSubscriptionCreate",
-        "shared.options.service:OptionChosenEvent",
+        "shared.options.models:OptionChosenEvent",
         "To see it work, send email with options (no callback URL) and choose an option.",
     ),
 }

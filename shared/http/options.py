@@ -30,7 +30,7 @@ from shared.http.mail_write import _IDEMPOTENCY, IDEMPOTENCY_KEY
 from shared.http.mail_write import _write as idempotent_write
 from shared.http.pages import html_page
 from shared.mail.writer import WriteContext
-from shared.options.service import (
+from shared.options.models import (
     OptionsSent,
     OptionSubscriptionCreate,
     OptionSubscriptionCreated,

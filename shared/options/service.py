@@ -25,15 +25,19 @@ from html import escape
 
 import httpx
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from pydantic import Field
 
 from shared.audit import AuditEvent, AuditSink, Outcome
 from shared.config import Settings
 from shared.errors import Conflict, FieldError, NotFound, ValidationFailed
-from shared.http.models import ApiModel
-from shared.mail.compose import RecipientIn, SendMessageBody
+from shared.mail.compose import SendMessageBody
 from shared.mail.writer import MailWriter, WriteContext
 from shared.notifications.webhooks import WebhookRejected, check_webhook, post_event, sign
+from shared.options.models import (
+    OptionChosenEvent,
+    OptionsSent,
+    OptionSubscriptionCreated,
+    SendWithOptionsBody,
+)
 from shared.portal.sealed import SealedValues
 from shared.store.errors import storage_errors
 from shared.store.table_set import TableSet
@@ -48,48 +52,6 @@ _FOREVER = 100 * 365 * 24 * 3600  # a registration lasts until the flow deletes 
 # The person waits on the confirm page while the choice is delivered: a few quick retries of
 # a transient failure (5xx, 408, 429, no answer), well inside a browser's patience.
 DELIVERY_WAITS = (1.0, 3.0)
-
-
-class SendWithOptionsBody(ApiModel):
-    toRecipients: list[RecipientIn] = Field(min_length=1, max_length=50)
-    subject: str = Field(max_length=255)
-    body: str | None = Field(default=None, max_length=32 * 1024, description="Plain text.")
-    options: list[str] = Field(min_length=1, max_length=10)
-    callbackUrl: str | None = Field(
-        default=None,
-        max_length=2048,
-        description="Where the choice is POSTed. Without it, the choice goes to the "
-        "connection's 'When an option is chosen' triggers.",
-    )
-    expiresInHours: int = Field(default=168, ge=1, le=720)
-
-
-class OptionsSent(ApiModel):
-    requestId: str
-    signingSecret: str = Field(description="Verifies the callback's X-Signature; shown once.")
-    expiresAt: datetime
-
-
-class OptionChosenEvent(ApiModel):
-    """What a callback (or a "When an option is chosen" trigger) receives, signed."""
-
-    requestId: str
-    connectionId: str
-    selectedOption: str
-    chosenAt: datetime
-    subscriptionId: str | None = None
-
-
-class OptionSubscriptionCreate(ApiModel):
-    notificationUrl: str = Field(
-        max_length=2048, description="Where choices are POSTed (https). Power Automate fills it."
-    )
-
-
-class OptionSubscriptionCreated(ApiModel):
-    id: str
-    connectionId: str
-    signingSecret: str = Field(description="HMAC-SHA256 key of `X-Signature`. Shown once.")
 
 
 @dataclass(frozen=True)
