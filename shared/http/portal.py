@@ -19,6 +19,7 @@ from shared.errors import (
     Forbidden,
     PayloadTooLarge,
     SignInFailed,
+    StorageUnavailable,
     UnsupportedMediaType,
     ValidationFailed,
 )
@@ -98,7 +99,7 @@ def _error_page(failure: SignInFailed | CsrfRejected, correlation_id: str) -> fu
         200: ResponseSpec("The page", media_type="text/html"),
         302: ResponseSpec("Not signed in: redirect to sign in (OpenID Connect)"),
     },
-    errors=(SignInFailed,),
+    errors=(SignInFailed, StorageUnavailable),
     error_media_types=_HTML_ERRORS,
 )
 async def portal_page(request: ApiRequest) -> func.HttpResponse:
@@ -233,6 +234,7 @@ async def _session_and_form(request: ApiRequest) -> tuple[PortalSession, Disconn
         ValidationFailed,
         UnsupportedMediaType,
         PayloadTooLarge,
+        StorageUnavailable,
     ),
     error_media_types=_HTML_ERRORS,
 )
