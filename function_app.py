@@ -13,11 +13,14 @@ from shared.functions import lifecycle, notifications
 from shared.http import (
     auth,
     connections,
+    docs,
     mail,
     mail_actions,
     mail_write,
     mailbox_settings,
     me,
+    options,
+    portal,
     system,
 )
 from shared.http import notifications as notification_routes
@@ -42,6 +45,9 @@ API_BLUEPRINTS: list[ApiBlueprint] = [
     mailbox_settings.api,
     subscription_routes.api,
     notification_routes.api,
+    docs.api,
+    portal.api,
+    options.api,
 ]
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)

@@ -15,6 +15,8 @@ CLIENT_ID = "3f1c8a5e-2b7d-4c9e-8a1f-6d5e4c3b2a10"
 CLIENT_SECRET = "sandbox-secret~3f1c8a5e-not-for-production"
 APP_ID_URI = f"api://{CLIENT_ID}"
 DEFAULT_REDIRECT_URI = "http://127.0.0.1:7071/api/auth/callback"
+# The app's "My connections" portal signs people in (OpenID Connect) with its own callback.
+DEFAULT_PORTAL_REDIRECT_URI = "http://127.0.0.1:7071/api/portal/callback"
 API_SCOPE = "access_as_user"
 APP_ROLES = ("Connections.ReadWrite.All", "Connections.Read.All")
 
@@ -110,7 +112,7 @@ def default_directory(extra_redirect_uris: tuple[str, ...] = ()) -> Directory:
             client_id=CLIENT_ID,
             client_secret=CLIENT_SECRET,
             app_id_uri=APP_ID_URI,
-            redirect_uris=[DEFAULT_REDIRECT_URI, *extra_redirect_uris],
+            redirect_uris=[DEFAULT_REDIRECT_URI, DEFAULT_PORTAL_REDIRECT_URI, *extra_redirect_uris],
             scopes=(API_SCOPE,),
             roles=APP_ROLES,
         ),

@@ -73,6 +73,7 @@ SUMMARIES: dict[str, str] = {
     "drafts_create": "Create a draft email",
     "drafts_update": "Update a draft email",
     "drafts_send": "Send a draft email",
+    "messages_send_with_options": "Send email with options",
     "folders_list": "List folders",
     "folders_children": "List child folders",
     "folders_create": "Create a folder",
@@ -89,6 +90,8 @@ SUMMARIES: dict[str, str] = {
     "subscriptions_create": "When a new email arrives (webhook)",
     "subscriptions_list": "List trigger subscriptions",
     "subscriptions_delete": "Remove a trigger subscription",
+    "option_subscriptions_create": "When an option is chosen (webhook)",
+    "option_subscriptions_delete": "Remove an option trigger",
 }
 # The webhook trigger (docs/triggers.md): Power Automate registers its callback URL in the
 # body's notificationUrl (x-ms-notification-url, hidden from flow authors), keeps the 201's
@@ -99,6 +102,17 @@ TRIGGER_REQUEST = "SubscriptionCreate"
 TRIGGER_EVENT = "MessageEvent"
 TRIGGER_MESSAGE = "TriggerMessage"
 TRIGGER_HINT = "To see it work, send an email to the connected mailbox (or its folder)."
+# Every webhook trigger: operation id -> (request definition, event model "module:Name",
+# hint). Custom connectors have webhook triggers but no webhook actions (docs/logic-apps.md),
+# so "Send email with options" reports choices through the second one.
+TRIGGERS: dict[str, tuple[str, str, str]] = {
+    TRIGGER_OPERATION: (TRIGGER_REQUEST, "shared.http.subscriptions:MessageEvent", TRIGGER_HINT),
+    "option_subscriptions_create": (
+        "OptionSubscriptionCreate",
+        "shared.options.models:OptionChosenEvent",
+        "To see it work, send email with options (no callback URL) and choose an option.",
+    ),
+}
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 # Descriptions of parameters whose model gives none (path parameters never have one).
@@ -498,8 +512,8 @@ def build_definition(
                 operation["consumes"] = ["application/json"]
             if method == "get" and NEXT_LINK in _list_properties(definitions, success_model):
                 operation["x-ms-pageable"] = {"nextLinkName": NEXT_LINK}
-            if op["operationId"] == TRIGGER_OPERATION:
-                _make_trigger(operation, definitions)
+            if op["operationId"] in TRIGGERS:
+                _make_trigger(operation, definitions, *TRIGGERS[op["operationId"]])
             paths.setdefault(path, {})[method] = operation
             used.update(_refs(operation))
     for name in _closure(bodies, definitions):
@@ -542,24 +556,29 @@ def build_definition(
     }
 
 
-def _make_trigger(operation: dict[str, Any], definitions: dict[str, Any]) -> None:
-    """Turn the subscription-creating operation into a webhook trigger (in place)."""
-    from shared.http.subscriptions import MessageEvent
+def _make_trigger(
+    operation: dict[str, Any], definitions: dict[str, Any], request_name: str, event: str, hint: str
+) -> None:
+    """Turn a webhook-registering operation into a webhook trigger (in place)."""
+    import importlib
 
+    module, name = event.split(":")
+    model = getattr(importlib.import_module(module), name)
     operation["x-ms-trigger"] = "single"
-    operation["x-ms-trigger-hint"] = TRIGGER_HINT
-    request = definitions[TRIGGER_REQUEST]
+    operation["x-ms-trigger-hint"] = hint
+    request = definitions[request_name]
     callback = request["properties"]["notificationUrl"]
     callback["x-ms-notification-url"] = True
     callback["x-ms-visibility"] = "internal"
     callback.pop("title", None)
-    event = swagger_schema(MessageEvent.model_json_schema(ref_template="#/definitions/{model}"))
-    event.pop("title", None)
-    if "Message" in definitions:
+    schema = swagger_schema(model.model_json_schema(ref_template="#/definitions/{model}"))
+    schema.pop("title", None)
+    if name == TRIGGER_EVENT and "Message" in definitions:
+        # The mail trigger's message, typed, so that its fields appear as dynamic content.
         definitions[TRIGGER_MESSAGE] = _trigger_message(definitions["Message"])
-        event["properties"]["message"] = {"$ref": f"#/definitions/{TRIGGER_MESSAGE}"}
-    definitions[TRIGGER_EVENT] = event
-    operation["responses"]["201"]["schema"] = {"$ref": f"#/definitions/{TRIGGER_EVENT}"}
+        schema["properties"]["message"] = {"$ref": f"#/definitions/{TRIGGER_MESSAGE}"}
+    definitions[name] = schema
+    operation["responses"]["201"]["schema"] = {"$ref": f"#/definitions/{name}"}
 
 
 def _trigger_message(message: Mapping[str, Any]) -> dict[str, Any]:

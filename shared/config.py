@@ -209,6 +209,14 @@ class Settings(BaseModel):
     WEBHOOK_RETRY_MAX_SECONDS: float = Field(default=600.0, gt=0, le=3600)
     SUBSCRIPTION_RENEW_WITHIN_HOURS: float = Field(default=72.0, gt=0, le=168)
 
+    # Pages for people: the browsable API docs (/api/docs, anonymous like openapi.json) and
+    # the "My connections" portal (/api/portal), whose OpenID Connect sign-in returns to
+    # PORTAL_REDIRECT_URI (default: REDIRECT_URI's origin + /api/portal/callback; register
+    # it on the app like REDIRECT_URI). A portal session lasts at most 8 hours.
+    API_DOCS_ENABLED: bool = True
+    PORTAL_REDIRECT_URI: SecureUrl | None = None
+    PORTAL_SESSION_HOURS: float = Field(default=8.0, gt=0, le=8)
+
     # Errors and audit.
     PROBLEM_TYPE_BASE_URL: SecureUrl = HttpUrl(DEFAULT_PROBLEM_TYPE_BASE)
     APPLICATIONINSIGHTS_CONNECTION_STRING: SecretStr | None = None
@@ -358,6 +366,19 @@ class Settings(BaseModel):
     def return_to_targets(self) -> tuple[AllowedTarget, ...]:
         """RETURN_TO_ALLOWLIST parsed (each entry was checked at start-up)."""
         return tuple(AllowedTarget.parse(item) for item in self.RETURN_TO_ALLOWLIST)
+
+    @cached_property
+    def portal_redirect_uri(self) -> str:
+        if self.PORTAL_REDIRECT_URI is not None:
+            return str(self.PORTAL_REDIRECT_URI)
+        redirect = str(self.REDIRECT_URI)
+        origin = redirect[: redirect.index("/", redirect.index("//") + 2)]
+        return origin + "/api/portal/callback"
+
+    @cached_property
+    def portal_url(self) -> str:
+        """The portal page, on the origin its sign-in returns to."""
+        return self.portal_redirect_uri.removesuffix("/callback")
 
     @cached_property
     def audience(self) -> str:

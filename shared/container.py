@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from shared.mail.service import MailReader
     from shared.mail.writer import MailWriter
     from shared.notifications.service import NotificationService
+    from shared.options.service import OptionLinks
+    from shared.portal.service import PortalService
     from shared.store.idempotency import IdempotencyStore
 
 
@@ -51,6 +53,8 @@ class Container:
     graph: GraphClient
     lifecycle: LifecycleService
     notifications: NotificationService
+    portal: PortalService
+    options: OptionLinks
     # Closed by aclose(): pooled connections the container owns.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -72,6 +76,7 @@ class Container:
         from shared.connections.signin import SignInSealer
         from shared.connections.tokens import TokenService
         from shared.crypto.keyring import KeyRingCache
+        from shared.crypto.sealed_text import SealedValues
         from shared.graph import cursor_codec_from_settings
         from shared.graph.client import GraphClient
         from shared.identity.msal_client import AppCredentialProbe, MsalClient
@@ -84,8 +89,11 @@ class Container:
         from shared.mail.service import MailReader
         from shared.mail.writer import build_mail_writer
         from shared.notifications.service import NotificationService
+        from shared.options.service import OptionLinks
+        from shared.portal.service import PortalService
         from shared.store.connections import ConnectionStore
         from shared.store.due import DueIndex
+        from shared.store.options import OptionStore
         from shared.store.pending_flows import PendingFlowStore
         from shared.store.subscriptions import SubscriptionStore
         from shared.store.table_set import TableSet
@@ -153,6 +161,7 @@ class Container:
             purges=[idempotency.purge_expired, notifications.renew_due],
         )
         closers.append(work_queue.aclose)
+        sealed = SealedValues(key_ring)  # browser-held values: portal cookies, option links
         return cls(
             settings=settings,
             audit=audit,
@@ -169,6 +178,10 @@ class Container:
             graph=graph,
             lifecycle=lifecycle,
             notifications=notifications,
+            portal=PortalService(settings, msal_client, sealed, connections, notifications, audit),
+            options=OptionLinks(
+                settings, mail_writer, sealed, OptionStore(tables, key_ring), audit
+            ),
             closers=closers,
         )
 

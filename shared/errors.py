@@ -79,6 +79,12 @@ class Forbidden(ApiError):
     code, status, title = "forbidden", 403, "Not allowed"
 
 
+class CsrfRejected(ApiError):
+    """A browser form post without this session's anti-forgery token (or from another site)."""
+
+    code, status, title = "csrf_rejected", 403, "The form could not be verified"
+
+
 class NotFound(ApiError):
     code, status, title = "not_found", 404, "Not found"
 

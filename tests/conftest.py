@@ -36,7 +36,11 @@ def spare_app_port() -> int:
 def sandbox_server(
     servers_dir: Path, app_port: int, spare_app_port: int
 ) -> Iterator[SandboxServer]:
-    callbacks = [f"http://127.0.0.1:{p}/api/auth/callback" for p in (app_port, spare_app_port)]
+    callbacks = [
+        f"http://127.0.0.1:{p}/api/{area}/callback"
+        for p in (app_port, spare_app_port)
+        for area in ("auth", "portal")
+    ]
     server = start_sandbox(servers_dir, {"SANDBOX_REDIRECT_URIS": ",".join(callbacks)})
     yield server
     server.stop()

@@ -126,6 +126,9 @@ class ConnectionService:
         return LoginStart(str(flow["auth_uri"]), cookie)
 
     def _return_to_allowed(self, return_to: str) -> bool:
+        # The portal's own page is always a fine place to come back to ("connect another").
+        if return_to == self._settings.portal_url:
+            return True
         return allowed(return_to, self._settings.return_to_targets)
 
     async def finish_login(

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
+import time
+from collections.abc import Callable
 from typing import Any
 
 from shared.crypto.envelope import CiphertextRejected, Envelope, RowAddress
 from shared.crypto.keyring import KeyRingCache
 
+MAX_SEALED_CHARS = 3500  # cookies hold about 4 KiB with their name and attributes
 _PREFIX = "V"  # the property prefix the envelope works with; never stored anywhere
 _SEPARATOR = "."
 
@@ -60,3 +64,45 @@ def _as_entity(text: str) -> dict[str, Any]:
         f"{_PREFIX}Parts": 1,
         f"{_PREFIX}0": ciphertext,
     }
+
+
+class SealedValues:
+    """Small values sealed for the browser (cookies, links), each bound to its purpose (a
+    sign-in flow cookie cannot be replayed as a session cookie, nor a session as an option
+    link) and carrying its own expiry, checked on opening. Nothing is stored server-side, so
+    nothing here is for key rotation to rewrite: a value sealed under a retired key version
+    simply no longer opens."""
+
+    def __init__(self, keys: KeyRingCache, clock: Callable[[], float] = time.time) -> None:
+        self._keys = keys
+        self._clock = clock
+
+    @staticmethod
+    def _address(purpose: str) -> RowAddress:
+        return RowAddress("browser", purpose, "v1")
+
+    async def wrap(self, purpose: str, payload: dict[str, Any], ttl_seconds: float) -> str:
+        plaintext = json.dumps(
+            {"exp": self._clock() + ttl_seconds, "v": payload}, separators=(",", ":")
+        ).encode()
+        text = seal_text(await self._keys.envelope(), plaintext, self._address(purpose))
+        if len(text) > MAX_SEALED_CHARS:
+            raise ValueError("value too large to seal for a browser")
+        return text
+
+    async def unwrap(self, purpose: str, text: str | None) -> dict[str, Any] | None:
+        """The payload, or None when the value is missing, forged, for another purpose,
+        sealed under a key this worker lacks, or expired."""
+        if not text or len(text) > MAX_SEALED_CHARS:
+            return None
+        try:
+            data = json.loads(await open_text(self._keys, text, self._address(purpose)))
+        except (CiphertextRejected, ValueError, TypeError):
+            return None
+        if not isinstance(data, dict) or not isinstance(data.get("v"), dict):
+            return None
+        expires = data.get("exp")
+        if not isinstance(expires, int | float) or expires <= self._clock():
+            return None
+        payload: dict[str, Any] = data["v"]
+        return payload

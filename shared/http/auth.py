@@ -15,7 +15,7 @@ from shared.container import get_container
 from shared.errors import SignInFailed, UnsupportedMediaType, ValidationFailed
 from shared.http.api import ApiBlueprint, ApiRequest, ResponseSpec, Security, json_response
 from shared.http.models import ApiModel
-from shared.http.pages import html_page, wants_json
+from shared.http.pages import COPY_SCRIPT, html_page, wants_json
 from shared.http.problems import PROBLEM_JSON, render_problem
 
 api = ApiBlueprint("connect")
@@ -168,7 +168,9 @@ async def auth_callback(request: ApiRequest) -> func.HttpResponse:
         f"<p>The mailbox <strong>{escape(connection.mailbox)}</strong> is connected.</p>"
         f'<p>Connection id: <code id="connection-id">{escape(connection.id)}</code></p>'
         "<p>Give this id to the automation (Power Automate, Logic Apps, …) that will use the "
-        "mailbox. You can close this page.</p>",
+        "mailbox. You can close this page.</p>"
+        '<p><a href="/api/portal">See and manage your connections</a></p>',
         request.correlation_id,
         headers=done,
+        script=COPY_SCRIPT,
     )

@@ -125,6 +125,49 @@ class MsalClient:
             raise IdentityError(str(flow.get("error", "flow_not_started")))
         return flow
 
+    def _sign_in_application(self) -> msal.ConfidentialClientApplication:
+        secret = self._settings.CLIENT_SECRET
+        with self._lock:
+            return msal.ConfidentialClientApplication(
+                str(self._settings.CLIENT_ID),
+                client_credential=secret.get_secret_value() if secret else None,
+                authority=self._settings.authority,
+                instance_discovery=False,
+                http_client=self._session,
+                http_cache=self._http_cache,
+                # Signing a person in to our own pages needs no refresh token: MSAL would add
+                # offline_access to every request otherwise.
+                exclude_scopes=["offline_access"],
+            )
+
+    def initiate_sign_in(self, redirect_uri: str) -> dict[str, Any]:
+        """OpenID Connect sign-in (auth code + PKCE, scopes `openid profile` only): who the
+        person is, no consent to Graph."""
+        flow: dict[str, Any] = self._sign_in_application().initiate_auth_code_flow(
+            scopes=[],
+            redirect_uri=redirect_uri,
+            response_mode="query",
+        )
+        if "auth_uri" not in flow:
+            raise IdentityError(str(flow.get("error", "flow_not_started")))
+        return flow
+
+    def redeem_sign_in(self, flow: dict[str, Any], auth_response: dict[str, str]) -> dict[str, Any]:
+        """The id token's claims (MSAL checks state, nonce and the token's signature-free
+        fields; the caller checks issuer, audience and tenant)."""
+        try:
+            result = self._sign_in_application().acquire_token_by_auth_code_flow(
+                flow, auth_response
+            )
+        except ValueError:
+            raise IdentityError("invalid_response") from None
+        if "error" in result:
+            raise IdentityError(str(result["error"]))
+        claims = dict(result.get("id_token_claims") or {})
+        if not claims:
+            raise IdentityError("no_id_token")
+        return claims
+
     def redeem(
         self, flow: dict[str, Any], auth_response: dict[str, str]
     ) -> tuple[AuthResult, msal.SerializableTokenCache]:

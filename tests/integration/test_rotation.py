@@ -355,7 +355,7 @@ async def test_tables_that_do_not_exist_yet_are_skipped(
     )
 
     assert report.ok
-    assert [t.exists for t in report.tables] == [False, False, False, False]
+    assert [t.exists for t in report.tables] == [False] * 5
     assert f"{prefix}connections: no such table, skipped" in lines
 
 

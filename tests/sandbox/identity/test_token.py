@@ -76,6 +76,22 @@ def test_id_token_is_v2_for_the_client(sandbox: SandboxServer) -> None:
     assert claims["ver"] == "2.0"
 
 
+def test_openid_profile_alone_gives_an_id_token_and_no_refresh_token(
+    sandbox: SandboxServer,
+) -> None:
+    # The app's portal signs people in this way: who they are, no consent to Graph.
+    sign_in = authorize(sandbox, scope="openid profile", nonce="n-portal")
+
+    tokens = redeem(sandbox, sign_in, scope="openid profile").json()
+
+    claims = unverified_claims(tokens["id_token"])
+    assert claims["aud"] == sandbox.client_id
+    assert claims["nonce"] == "n-portal"
+    assert claims["preferred_username"] == "alice@contoso.test"
+    assert "refresh_token" not in tokens
+    assert "Mail" not in tokens["scope"]
+
+
 def test_wrong_client_secret_is_401_invalid_client(sandbox: SandboxServer) -> None:
     response = token_request(
         sandbox,

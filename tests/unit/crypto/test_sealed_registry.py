@@ -73,6 +73,7 @@ def test_rotation_covers_every_table_that_holds_sealed_values() -> None:
     assert sealed_tables("oia") == [
         ("oiaconnections", "Grant"),
         ("oiaidempotency", "Resp"),
+        ("oiaoptionsubscriptions", "Target"),
         ("oiapendingflows", "Flow"),
         ("oiasubscriptions", "Secrets"),
     ]
