@@ -10,7 +10,7 @@ import random
 import ssl
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -32,8 +32,18 @@ from shared.notifications.webhooks import (
     system_resolver,
     webhook_client,
 )
-from shared.store.subscriptions import Subscription, SubscriptionStore
+from shared.store.subscriptions import Subscription
 from shared.tls import outbound_ssl_context
+
+
+class DeliveryLedger(Protocol):
+    """The exactly-once claims of (subscription, message) pairs (SubscriptionStore)."""
+
+    async def claim(self, subscription_id: str, message_id: str) -> bool: ...
+
+    async def settle(self, subscription_id: str, message_id: str, state: str) -> None: ...
+
+    async def release(self, subscription_id: str, message_id: str) -> None: ...
 
 
 class NotificationDelivery:
@@ -42,7 +52,7 @@ class NotificationDelivery:
         settings: Settings,
         *,
         mailbox: MailboxGraph,
-        store: SubscriptionStore,
+        store: DeliveryLedger,
         audit: AuditSink,
         resolver: Resolver = system_resolver,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,

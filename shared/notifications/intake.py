@@ -12,14 +12,14 @@ from __future__ import annotations
 import hmac
 import json
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.audit import AuditEvent, AuditSink, Outcome
 from shared.errors import TooManyNotifications, ValidationFailed
 
 if TYPE_CHECKING:  # the HTTP adapter imports this module: no storage SDK at import
     from shared.notifications.jobs import JobQueue
-    from shared.store.subscriptions import Subscription, SubscriptionStore
+    from shared.store.subscriptions import Subscription
 
 MAX_NOTIFICATION_BODY = 1024 * 1024
 # Graph documents that one POST may batch several notifications ("When many changes occur,
@@ -30,6 +30,12 @@ MAX_NOTIFICATION_BODY = 1024 * 1024
 MAX_ITEMS_PER_REQUEST = 100
 MAX_VALIDATION_TOKEN = 1024
 LIFECYCLE_EVENTS = ("reauthorizationRequired", "subscriptionRemoved", "missed")
+
+
+class SubscriptionIndex(Protocol):
+    """Finds our subscription by the id Graph sends (SubscriptionStore)."""
+
+    async def by_graph_id(self, graph_id: str) -> Subscription | None: ...
 
 
 def validation_answer(token: str) -> str:
@@ -56,7 +62,7 @@ def _items(body: bytes) -> list[Any]:
 
 
 class NotificationIntake:
-    def __init__(self, store: SubscriptionStore, jobs: JobQueue, audit: AuditSink) -> None:
+    def __init__(self, store: SubscriptionIndex, jobs: JobQueue, audit: AuditSink) -> None:
         self._store = store
         self._jobs = jobs
         self._audit = audit

@@ -32,6 +32,9 @@ class FakeStore:
     async def settle(self, subscription_id: str, message_id: str, state: str) -> None:
         self.settled.append(state)
 
+    async def release(self, subscription_id: str, message_id: str) -> None:
+        self.settled.append("released")
+
 
 class FakeMailbox:
     async def call(self, connection: Any, request: Any, cid: str) -> httpx.Response:
@@ -84,7 +87,7 @@ async def test_a_name_that_rebinds_to_a_private_address_gets_no_further_attempt(
     delivery = NotificationDelivery(
         settings,
         mailbox=cast(Any, FakeMailbox()),
-        store=cast(Any, store),
+        store=store,
         audit=audit,
         resolver=rebinding,
         sleep=no_sleep,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
@@ -61,7 +61,7 @@ def _service(
     queue: FakeQueue, audit: MemoryAuditSink, store: FakeStore | None = None
 ) -> NotificationIntake:
     store = store or FakeStore(_subscription())
-    return NotificationIntake(cast(Any, store), JobQueue(queue), audit)
+    return NotificationIntake(store, JobQueue(queue), audit)
 
 
 def _item(state: str | None, message_id: str = "m1", sid: str = "g-1") -> dict[str, Any]:
