@@ -1,15 +1,12 @@
-"""The notification queue's jobs: what the request path and resyncs send, and how the
-worker reads them back. One job per message, lifecycle event or resync."""
+"""The notification queue's jobs as the request path and resyncs send them (worker.py reads
+them): one job per message, lifecycle event or resync."""
 
 from __future__ import annotations
 
 import base64
 import json
-from typing import Literal
 
 from shared.lifecycle.queue import WorkQueue
-
-JobKind = Literal["change", "lifecycle", "resync"]
 
 
 class JobQueue:
