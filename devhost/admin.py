@@ -5,6 +5,10 @@
 (202 Accepted, the run happens in the background) and ``GET /admin/host/status`` reports
 the host state. As with ``func start``, a loopback client needs no key; any other client
 must present the master key.
+
+Not in the real host: ``GET /admin/host/invocations`` counts the function runs still going
+in the background (admin-API runs and queue messages being worked on), so that tests can
+wait until work they caused has finished.
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ class AdminApi:
         invoke_timer: TimerInvoker,
         invoke_queue: QueueInvoker,
         base_url: Callable[[], str],
+        queue_in_flight: Callable[[], int] = lambda: 0,
     ) -> None:
         self._functions = {function.name.lower(): function for function in functions}
         self._router = router
@@ -68,6 +73,7 @@ class AdminApi:
         self._invoke_timer = invoke_timer
         self._invoke_queue = invoke_queue
         self._base_url = base_url
+        self._queue_in_flight = queue_in_flight
         self._running: set[asyncio.Task[None]] = set()
 
     async def handle(self, request: IncomingRequest) -> Response:
@@ -80,6 +86,10 @@ class AdminApi:
         lowered = [part.lower() for part in parts]
         if lowered == ["host", "status"] and request.method == "GET":
             return json_response(200, {"state": "Running"})
+        if lowered == ["host", "invocations"] and request.method == "GET":
+            return json_response(
+                200, {"admin": len(self._running), "queue": self._queue_in_flight()}
+            )
         if lowered == ["functions"] and request.method == "GET":
             return json_response(200, [self._describe(f) for f in self._functions.values()])
         if len(parts) == 2 and lowered[0] == "functions":

@@ -114,6 +114,7 @@ class QueueListener:
             connection_string, function.queue_name + POISON_SUFFIX, **options
         )
         self._queue_ready = False
+        self.in_flight = 0  # messages received and not yet settled (admin API reports it)
 
     async def run(self) -> None:
         """Poll until cancelled."""
@@ -172,6 +173,13 @@ class QueueListener:
             await self._storage(client.create_queue)
 
     async def _process(self, message: StorageQueueMessage) -> None:
+        self.in_flight += 1
+        try:
+            await self._settle(message)
+        finally:
+            self.in_flight -= 1
+
+    async def _settle(self, message: StorageQueueMessage) -> None:
         dequeue_count = message.dequeue_count or 1
         if dequeue_count > self._settings.max_dequeue_count:
             # Failed often enough already (e.g. the process died mid-call): poison it unrun.
@@ -262,6 +270,10 @@ class QueuePoller:
                 continue
             self._listeners.append(listener)
         self._tasks: list[asyncio.Task[None]] = []
+
+    def in_flight(self) -> int:
+        """Messages being worked on now, across every queue."""
+        return sum(listener.in_flight for listener in self._listeners)
 
     def start(self) -> None:
         """Start polling every queue."""

@@ -128,6 +128,7 @@ class DevHost:
             invoke_timer=self.timers.invoke,
             invoke_queue=lambda function, body: invoke_with_input(function, body, self._executor),
             base_url=lambda: self.base_url,
+            queue_in_flight=lambda: self._queues.in_flight() if self._queues else 0,
         )
         self._asgi = _AsgiApp(HttpFunctionsApp(self.router, self.keys, self._executor), self.admin)
         self._server: _Server | None = None

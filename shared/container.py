@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from shared.lifecycle.service import LifecycleService
     from shared.mail.service import MailReader
     from shared.mail.writer import MailWriter
-    from shared.notifications.service import NotificationService
+    from shared.notifications.wiring import Notifications
     from shared.options.service import OptionLinks
     from shared.portal.service import PortalService
     from shared.store.idempotency import IdempotencyStore
@@ -52,7 +52,7 @@ class Container:
     idempotency: IdempotencyStore
     graph: GraphClient
     lifecycle: LifecycleService
-    notifications: NotificationService
+    notifications: Notifications
     portal: PortalService
     options: OptionLinks
     # Closed by aclose(): pooled connections the container owns.
@@ -88,14 +88,13 @@ class Container:
         )
         from shared.mail.service import MailReader
         from shared.mail.writer import build_mail_writer
-        from shared.notifications.service import NotificationService
+        from shared.notifications.wiring import build_notifications
         from shared.options.service import OptionLinks
         from shared.portal.service import PortalService
         from shared.store.connections import ConnectionStore
         from shared.store.due import DueIndex
         from shared.store.options import OptionStore
         from shared.store.pending_flows import PendingFlowStore
-        from shared.store.subscriptions import SubscriptionStore
         from shared.store.table_set import TableSet
         from shared.store.tables import TableStorageProbe, build_table_service
 
@@ -135,18 +134,18 @@ class Container:
             settings.STORAGE_TIMEOUT_SECONDS,
             account_url=None if queue_connection else queue_account_url(settings, os.environ),
         )
-        notifications = NotificationService(
+        notifications = build_notifications(
             settings,
             connections=connections,
             connection_store=connection_store,
-            tokens=tokens,
-            graph=graph,
-            store=SubscriptionStore(tables, key_ring),
+            mailboxes=mailboxes,
+            tables=tables,
+            key_ring=key_ring,
             queue=notification_queue,
             audit=audit,
         )
-        connections.delete_hooks.append(notifications.delete_for_connection)
-        closers.extend([notification_queue.aclose, notifications.aclose])
+        connections.delete_hooks.append(notifications.subscriptions.delete_for_connection)
+        closers.append(notifications.aclose)
         lifecycle, work_queue = build_lifecycle(
             settings,
             tables=tables,
@@ -158,7 +157,7 @@ class Container:
             key_ring=key_ring,
             audit=audit,
             # Renewing Graph subscriptions rides on the same run (it purges nothing: 0).
-            purges=[idempotency.purge_expired, notifications.renew_due],
+            purges=[idempotency.purge_expired, notifications.subscriptions.renew_due],
         )
         closers.append(work_queue.aclose)
         sealed = SealedValues(key_ring)  # browser-held values: portal cookies, option links

@@ -115,6 +115,13 @@ class PayloadTooLarge(ApiError):
     code, status, title = "payload_too_large", 413, "The request is too large"
 
 
+class TooManyNotifications(ApiError):
+    """More change notifications in one POST than Graph batches (docs/triggers.md): refused
+    whole, before any lookup, so the anonymous endpoint cannot multiply work."""
+
+    code, status, title = "too_many_notifications", 413, "Too many notifications in one request"
+
+
 class UnsupportedMediaType(ApiError):
     code, status, title = "unsupported_media_type", 415, "Unsupported media type"
 

@@ -1,7 +1,7 @@
 """The change-notification worker: one queue message per notified item, lifecycle event or
 resync (sent by shared/http/notifications.py), and the poison listener.
 
-Thin: each handler calls one NotificationService method. The queue name is the
+Thin: each handler calls one NotificationWorker method. The queue name is the
 `%NOTIFICATIONS_QUEUE%` binding expression (an app setting, see README "Settings").
 """
 
@@ -25,7 +25,7 @@ async def notifications_deliver(msg: func.QueueMessage) -> None:
 
     # Delivery retries to the caller happen inside (bounded, audited); raising hands the
     # message back to the host only when Graph or storage could not be reached.
-    await get_container().notifications.work(msg.get_body().decode())
+    await get_container().notifications.worker.work(msg.get_body().decode())
 
 
 @bp.function_name("notifications_poison")

@@ -11,21 +11,37 @@ from __future__ import annotations
 import azure.functions as func
 
 from shared.container import get_container
-from shared.errors import PayloadTooLarge, StorageUnavailable, ValidationFailed
+from shared.errors import (
+    PayloadTooLarge,
+    StorageUnavailable,
+    TooManyNotifications,
+    ValidationFailed,
+)
 from shared.http.api import ApiBlueprint, ApiRequest, ResponseSpec, Security
-from shared.notifications.service import NotificationService
+from shared.notifications.intake import validation_answer
 
 api = ApiBlueprint("notifications")
 
-_ERRORS = (ValidationFailed, PayloadTooLarge, StorageUnavailable)
+_ERRORS = (ValidationFailed, PayloadTooLarge, TooManyNotifications, StorageUnavailable)
+# The echoed token is the caller's text: it must never be sniffed as HTML or run as script.
+_ECHO_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "Cache-Control": "no-store",
+}
 
 
 def _validation(request: ApiRequest) -> func.HttpResponse | None:
     token = request.raw.params.get("validationToken")
     if token is None:
         return None
-    answer = NotificationService.validation_answer(token)
-    return func.HttpResponse(answer, status_code=200, mimetype="text/plain", charset="utf-8")
+    return func.HttpResponse(
+        validation_answer(token),
+        status_code=200,
+        mimetype="text/plain",
+        charset="utf-8",
+        headers=_ECHO_HEADERS,
+    )
 
 
 @api.route(
@@ -44,7 +60,9 @@ async def notifications_graph(request: ApiRequest) -> func.HttpResponse:
     answer = _validation(request)
     if answer is not None:
         return answer
-    await get_container().notifications.receive(request.raw.get_body(), request.correlation_id)
+    await get_container().notifications.intake.receive(
+        request.raw.get_body(), request.correlation_id
+    )
     return func.HttpResponse(status_code=202)
 
 
@@ -65,7 +83,7 @@ async def notifications_lifecycle(request: ApiRequest) -> func.HttpResponse:
     answer = _validation(request)
     if answer is not None:
         return answer
-    await get_container().notifications.receive_lifecycle(
+    await get_container().notifications.intake.receive_lifecycle(
         request.raw.get_body(), request.correlation_id
     )
     return func.HttpResponse(status_code=202)

@@ -8,11 +8,13 @@ body only; it is never shown again.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import azure.functions as func
 from pydantic import Field
 
+from shared.auth.caller import Caller
 from shared.container import get_container
 from shared.errors import (
     ConnectionNotFound,
@@ -29,7 +31,9 @@ from shared.errors import (
 from shared.http.api import ApiBlueprint, ApiRequest, ResponseSpec, json_response
 from shared.http.models import ApiModel
 from shared.notifications.filters import Filters
-from shared.store.subscriptions import Subscription
+
+if TYPE_CHECKING:  # no storage SDK at import (cold start)
+    from shared.store.subscriptions import Subscription
 
 api = ApiBlueprint("triggers")
 
@@ -97,7 +101,12 @@ class SubscriptionCreate(ApiModel):
 class SubscriptionView(ApiModel):
     id: str
     connectionId: str
-    notificationUrl: str
+    notificationUrl: str = Field(
+        description="Where events are POSTed. In full only to the caller that created the "
+        "subscription; anyone else who may read the connection (the mailbox owner, an app "
+        "with a `Connections.*` role) sees it without its query string and fragment, which "
+        "often carry the receiver's own secret (Power Automate's `sig`)."
+    )
     folder: str
     filters: Filters
     includeMessage: bool
@@ -105,17 +114,24 @@ class SubscriptionView(ApiModel):
     createdAt: datetime
 
     @classmethod
-    def of(cls, s: Subscription) -> SubscriptionView:
+    def of(cls, s: Subscription, caller: Caller) -> SubscriptionView:
         return cls(
             id=s.id,
             connectionId=s.connection_id,
-            notificationUrl=s.notification_url,
+            notificationUrl=_url_for(s, caller),
             folder=s.folder,
             filters=Filters.model_validate(s.filters),
             includeMessage=s.include_message,
             expirationDateTime=s.expires,
             createdAt=s.created_at,
         )
+
+
+def _url_for(s: Subscription, caller: Caller) -> str:
+    if s.created_by(caller.tenant_id, caller.oid):
+        return s.notification_url
+    parts = urlsplit(s.notification_url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
 class SubscriptionCreated(SubscriptionView):
@@ -155,7 +171,7 @@ def location(connection_id: str, subscription_id: str) -> str:
 async def subscriptions_create(request: ApiRequest) -> func.HttpResponse:
     body = request.json(SubscriptionCreate)
     connection_id = request.route("connectionId")
-    created = await get_container().notifications.create(
+    created = await get_container().notifications.subscriptions.create(
         request.caller,
         connection_id,
         notification_url=body.notificationUrl,
@@ -164,7 +180,7 @@ async def subscriptions_create(request: ApiRequest) -> func.HttpResponse:
         include_message=body.includeMessage,
         cid=request.correlation_id,
     )
-    view = SubscriptionView.of(created.subscription)
+    view = SubscriptionView.of(created.subscription, request.caller)
     payload = SubscriptionCreated(**view.model_dump(), signingSecret=created.signing_secret)
     return json_response(
         payload,
@@ -182,10 +198,11 @@ async def subscriptions_create(request: ApiRequest) -> func.HttpResponse:
     errors=_ERRORS,
 )
 async def subscriptions_list(request: ApiRequest) -> func.HttpResponse:
-    found = await get_container().notifications.list_for(
+    found = await get_container().notifications.subscriptions.list_for(
         request.caller, request.route("connectionId")
     )
-    return json_response(SubscriptionList(value=[SubscriptionView.of(s) for s in found]))
+    views = [SubscriptionView.of(s, request.caller) for s in found]
+    return json_response(SubscriptionList(value=views))
 
 
 @api.route(
@@ -197,7 +214,7 @@ async def subscriptions_list(request: ApiRequest) -> func.HttpResponse:
     errors=_ERRORS,
 )
 async def subscriptions_delete(request: ApiRequest) -> func.HttpResponse:
-    await get_container().notifications.delete(
+    await get_container().notifications.subscriptions.delete(
         request.caller,
         request.route("connectionId"),
         request.route("subscriptionId"),

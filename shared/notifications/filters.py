@@ -35,9 +35,6 @@ class Filters(ApiModel):
     hasAttachments: bool | None = None
     subjectContains: str | None = Field(default=None, max_length=255)
 
-    def is_empty(self) -> bool:
-        return self == Filters()
-
 
 def _addresses(value: str | None) -> set[str]:
     return {a.strip().lower() for a in (value or "").split(";") if a.strip()}

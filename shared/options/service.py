@@ -32,7 +32,14 @@ from shared.crypto.sealed_text import SealedValues
 from shared.errors import Conflict, FieldError, NotFound, ValidationFailed
 from shared.mail.compose import SendMessageBody
 from shared.mail.writer import MailWriter
-from shared.notifications.webhooks import WebhookRejected, check_webhook, post_event, sign
+from shared.notifications.webhooks import (
+    CheckedWebhook,
+    WebhookRejected,
+    check_webhook,
+    post_event,
+    sign,
+    webhook_client,
+)
 from shared.options.models import (
     OptionChosenEvent,
     OptionsSent,
@@ -40,6 +47,7 @@ from shared.options.models import (
     SendWithOptionsBody,
 )
 from shared.store.options import OptionStore, OptionTarget
+from shared.tls import outbound_ssl_context
 
 PURPOSE = "option-choice"
 # The person waits on the confirm page while the choice is delivered: a few quick retries of
@@ -79,7 +87,7 @@ class OptionLinks:
         self._store = store
         self._audit = audit
 
-    async def _check(self, url: str) -> str:
+    async def _check(self, url: str) -> CheckedWebhook:
         try:
             return await check_webhook(url, allow_http_loopback=self._settings.loopback_webhooks)
         except WebhookRejected as rejected:
@@ -95,7 +103,7 @@ class OptionLinks:
                 "options must be distinct, non-empty labels of at most 100 characters.",
                 errors=[FieldError(("body", "options"), "invalid option labels")],
             )
-        callback = await self._check(body.callbackUrl) if body.callbackUrl else None
+        callback = (await self._check(body.callbackUrl)).url if body.callbackUrl else None
         request_id = secrets.token_urlsafe(16)
         secret = secrets.token_urlsafe(32)
         ttl = body.expiresInHours * 3600
@@ -165,18 +173,19 @@ class OptionLinks:
         payload = event.model_copy(update={"subscriptionId": target.subscription_id})
         body = payload.model_dump_json(exclude_none=True).encode()
         try:
-            url = await self._check(target.url)
+            checked = await self._check(target.url)
         except ValidationFailed:
             return False
-        async with httpx.AsyncClient(
-            timeout=self._settings.WEBHOOK_TIMEOUT_SECONDS,
-            follow_redirects=False,  # a redirect could aim the POST past the checks above
-            trust_env=False,
-            transport=self._transport,
-        ) as client:
+        timeout = self._settings.WEBHOOK_TIMEOUT_SECONDS
+        client = (
+            webhook_client(timeout, outbound_ssl_context(self._settings.CA_BUNDLE))
+            if self._transport is None
+            else httpx.AsyncClient(timeout=timeout, transport=self._transport)
+        )
+        async with client:
             signature = sign(target.secret, body)
             for wait in (*DELIVERY_WAITS, None):
-                attempt = await post_event(client, url, body, signature, event.requestId)
+                attempt = await post_event(client, checked, body, signature, event.requestId)
                 if attempt.delivered or not attempt.retryable or wait is None:
                     break
                 await self._sleep(wait)
@@ -188,7 +197,7 @@ class OptionLinks:
         self, mb: ConnectedMailbox, notification_url: str
     ) -> OptionSubscriptionCreated:
         connection = mb.connection
-        url = await self._check(notification_url)
+        url = (await self._check(notification_url)).url
         subscription_id = secrets.token_urlsafe(16)
         secret = secrets.token_urlsafe(32)
         await self._store.add_subscription(

@@ -28,7 +28,7 @@ from shared.connections.service import ConnectionService
 from shared.crypto.sealed_text import SealedValues
 from shared.errors import CsrfRejected, SignInFailed
 from shared.identity.msal_client import IdentityError, MsalClient
-from shared.notifications.service import NotificationService
+from shared.notifications.wiring import Notifications
 
 FLOW_PURPOSE = "portal-flow"
 SESSION_PURPOSE = "portal-session"
@@ -79,7 +79,7 @@ class PortalService:
         msal: MsalClient,
         sealed: SealedValues,
         connections: ConnectionService,
-        notifications: NotificationService,
+        notifications: Notifications,
         audit: AuditSink,
     ) -> None:
         self._settings = settings
@@ -187,7 +187,7 @@ class PortalService:
         owned = await self._connections.list(caller)
         rows = []
         for connection in sorted(owned, key=lambda c: c.mailbox):
-            subscriptions = await self._notifications.list_for(caller, connection.id)
+            subscriptions = await self._notifications.subscriptions.list_for(caller, connection.id)
             rows.append(
                 ConnectionRow(
                     id=connection.id,

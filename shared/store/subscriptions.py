@@ -3,8 +3,9 @@ new message reach the caller once.
 
 Table `subscriptions`:
 - `PartitionKey = <subscription id>, RowKey = "sub"`: the subscription (connection, Graph
-  subscription id, caller's URL, folder, filters, expiry, delta link) with `clientState` and
-  `signingSecret` sealed together under the `Secrets` prefix (shared/crypto, bound to the row);
+  subscription id, caller's URL and who created it, folder, filters, expiry, delta link)
+  with `clientState` and `signingSecret` sealed together under the `Secrets` prefix
+  (shared/crypto, bound to the row);
 - `PartitionKey = "graph-<graph id>", RowKey = "index"`: Graph's id → ours (the notification
   endpoint looks subscriptions up by the id Graph sends; ours survives a re-creation);
 - `PartitionKey = "conn-<connection id>", RowKey = <subscription id>`: a connection's list.
@@ -52,6 +53,16 @@ class Subscription:
     client_state: str = field(repr=False)
     signing_secret: str = field(repr=False)
     delta_link: str | None = field(default=None, repr=False)
+    # Who created it: only they see the full notificationUrl (its query string may hold the
+    # flow's own secret, e.g. Power Automate's `sig`). None on rows written before this.
+    creator_tid: str | None = None
+    creator_oid: str | None = None
+
+    def created_by(self, tenant_id: str, oid: str) -> bool:
+        return self.creator_oid is not None and (self.creator_tid, self.creator_oid) == (
+            tenant_id,
+            oid,
+        )
 
 
 def _columns(s: Subscription) -> dict[str, Any]:
@@ -69,6 +80,9 @@ def _columns(s: Subscription) -> dict[str, Any]:
     }
     if s.delta_link:
         columns["DeltaLink"] = s.delta_link
+    if s.creator_oid:
+        columns["CreatorTid"] = s.creator_tid
+        columns["CreatorOid"] = s.creator_oid
     return columns
 
 
@@ -126,6 +140,8 @@ class SubscriptionStore:
             client_state=str(secrets["c"]),
             signing_secret=str(secrets["s"]),
             delta_link=str(entity["DeltaLink"]) if entity.get("DeltaLink") else None,
+            creator_tid=str(entity["CreatorTid"]) if entity.get("CreatorTid") else None,
+            creator_oid=str(entity["CreatorOid"]) if entity.get("CreatorOid") else None,
         )
 
     async def by_graph_id(self, graph_id: str) -> Subscription | None:

@@ -58,6 +58,7 @@ class Recorder:
 
 
 recorder = Recorder()
+release = threading.Event()  # lets a "hold" work item finish
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
@@ -196,7 +197,8 @@ def nightly(timer: func.TimerRequest) -> None:
 
 @bp.queue_trigger(arg_name="msg", queue_name="%WORK_QUEUE%", connection="DevhostStorage")
 def work_item(msg: func.QueueMessage) -> None:
-    """Records each message; a body starting with 'fail' fails."""
+    """Records each message; a body starting with 'fail' fails, one starting with 'hold'
+    waits for `release` (so that a test can see it still running)."""
     body = msg.get_body().decode("utf-8")
     recorder.record(
         "work_item",
@@ -205,6 +207,8 @@ def work_item(msg: func.QueueMessage) -> None:
         dequeue_count=msg.dequeue_count,
         kind=type(msg).__name__,
     )
+    if body.startswith("hold"):
+        release.wait(10)
     if body.startswith("fail"):
         raise ValueError("cannot process this message")
 

@@ -8,6 +8,7 @@ from devhost.http import IncomingRequest
 from devhost.server import DevHost
 from tests.devhost import sample_app
 from tests.devhost.conftest import FUNCTION_KEY, MASTER_KEY
+from tests.support.processes import wait_until
 
 
 def remote_request(path: str, key: str | None = None) -> IncomingRequest:
@@ -90,6 +91,21 @@ def test_posting_invalid_json_is_400(client: httpx.Client) -> None:
     response = client.post("/admin/functions/nightly", content=b"{not json")
 
     assert response.status_code == 400
+
+
+def test_invocations_count_background_runs_until_they_finish(client: httpx.Client) -> None:
+    sample_app.release.clear()
+    assert client.get("/admin/host/invocations").json() == {"admin": 0, "queue": 0}
+
+    client.post("/admin/functions/work_item", json={"input": "hold on"})
+    sample_app.recorder.wait_for("work_item")
+    running = client.get("/admin/host/invocations").json()
+    sample_app.release.set()
+
+    assert running == {"admin": 1, "queue": 0}
+    wait_until(
+        lambda: client.get("/admin/host/invocations").json()["admin"] == 0, 10, "the run to end"
+    )
 
 
 def test_host_status_reports_running(client: httpx.Client) -> None:

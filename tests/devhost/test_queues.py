@@ -18,7 +18,7 @@ from devhost.server import DevHost
 from tests.devhost import sample_app
 from tests.devhost.conftest import base_env, write_host_json
 from tests.support.azurite import AzuriteServer as Azurite
-from tests.support.processes import free_port
+from tests.support.processes import free_port, wait_until
 
 FAST_POLLING = '"queues": {"maxPollingInterval": "00:00:00.200"}'
 
@@ -81,6 +81,28 @@ def test_message_is_decoded_and_processed_then_deleted(
         ):
             time.sleep(0.05)
         assert queue.get_queue_properties().approximate_message_count == 0
+
+
+def test_a_message_being_worked_on_is_counted_in_flight_and_stays_in_its_queue(
+    queue_host: DevHost, azurite: Azurite, work_queue_name: str
+) -> None:
+    sample_app.release.clear()
+    with sender(azurite, work_queue_name) as queue:
+        queue.send_message("hold this one")
+        sample_app.recorder.wait_for("work_item", timeout=10)
+
+        with httpx.Client(base_url=queue_host.base_url) as client:
+            running = client.get("/admin/host/invocations").json()
+            waiting = queue.get_queue_properties().approximate_message_count
+            sample_app.release.set()
+
+            # What AppServer.wait_idle relies on: while a message is worked on, the host
+            # counts it and the queue still holds it.
+            assert running == {"admin": 0, "queue": 1}
+            assert waiting == 1
+            wait_until(
+                lambda: client.get("/admin/host/invocations").json()["queue"] == 0, 10, "done"
+            )
 
 
 def test_queue_is_created_when_missing(

@@ -3,6 +3,9 @@ against the app's /api/notifications/graph) → sandbox notifications → queue 
 function → a local receiver standing in for the flow's callback, signed with HMAC-SHA256.
 
 One private app per module (its own tables, queues and PUBLIC_BASE_URL on the spare port).
+Each test has its own connection; when it ends, the app's background work is waited out and
+the connection deleted (both sides of its subscriptions with it), so no queued job or timer
+run of one test can create or renew Graph subscriptions in the next.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from tests.support.receiver import Receiver, start_receiver
 from tests.support.sandbox import SandboxServer
 
 ALICE = "alice@contoso.test"
-NEVER = "0 0 0 1 1 *"
+READER_APP = "6c1f4e2a-9b3d-4f7e-8a5c-2d1e0f9b8a7c"  # another application than the writer
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +48,6 @@ def notify_app(
         "TABLE_PREFIX": tag,
         "LIFECYCLE_QUEUE": f"{tag}-work",
         "NOTIFICATIONS_QUEUE": f"{tag}-notify",
-        "LIFECYCLE_SCHEDULE": NEVER,
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{spare_app_port}",
         "ALLOW_HTTP_LOOPBACK_WEBHOOKS": "true",
         "WEBHOOK_RETRY_INITIAL_SECONDS": "0.5",
@@ -69,8 +71,25 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def alice(notify_app: tuple[AppServer, Path], sandbox: SandboxServer) -> Caller:
-    return Caller(notify_app[0], sandbox, ALICE)
+def alice(notify_app: tuple[AppServer, Path], sandbox: SandboxServer) -> Iterator[Caller]:
+    caller = Caller(notify_app[0], sandbox, ALICE)
+    yield caller
+    # Nothing this test started may outlive it: jobs and timer runs finish first (one still
+    # running could recreate a subscription after the deletion), then both sides go.
+    notify_app[0].wait_idle()
+    caller.delete("")
+    notify_app[0].wait_idle()
+
+
+def as_app(
+    app: AppServer, sandbox: SandboxServer, connection_id: str, role: str, client_id: str | None
+) -> httpx.Client:
+    token = sandbox.app_token([role], client_id)
+    return httpx.Client(
+        base_url=f"{app.url}/api/connections/{connection_id}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=60,
+    )
 
 
 def audit(path: Path, action: str) -> list[dict[str, Any]]:
@@ -151,6 +170,81 @@ def test_the_handshake_echoes_only_the_decoded_token(notify_app: tuple[AppServer
     assert answer.headers["content-type"].startswith("text/plain")
     assert answer.text == "Validation: a b&c<d>"
     assert too_long.status_code == 400
+
+
+def test_the_handshake_echo_can_be_neither_sniffed_nor_run(
+    notify_app: tuple[AppServer, Path],
+) -> None:
+    with notify_app[0].client() as client:
+        for path in ("/api/notifications/graph", "/api/notifications/lifecycle"):
+            answer = client.post(path, params={"validationToken": "<script>alert(1)</script>"})
+
+            assert answer.status_code == 200
+            assert answer.headers["content-type"] == "text/plain; charset=utf-8"
+            assert answer.headers["x-content-type-options"] == "nosniff"
+            assert "default-src 'none'" in answer.headers["content-security-policy"]
+
+
+def test_one_request_cannot_multiply_lookups_or_audit_events(
+    alice: Caller, sandbox: SandboxServer, receiver: Receiver, notify_app: tuple[AppServer, Path]
+) -> None:
+    subscribe(alice, receiver)
+    [graph_sub] = graph_subscriptions(sandbox)
+    forged = {"subscriptionId": graph_sub["id"], "clientState": "guessed", "changeType": "created"}
+    unknown = {"subscriptionId": "not-ours", "clientState": "x", "changeType": "created"}
+    rejected_before = len(audit(notify_app[1], "notification.rejected"))
+
+    with notify_app[0].client() as client:
+        flood = client.post("/api/notifications/graph", json={"value": [unknown] * 1000})
+        batch = client.post(
+            "/api/notifications/graph", json={"value": [forged] * 60 + [unknown] * 40}
+        )
+
+    assert flood.status_code == 413
+    assert flood.headers["content-type"].startswith("application/problem+json")
+    assert flood.json()["code"] == "too_many_notifications"
+    assert batch.status_code == 202
+    [event] = audit(notify_app[1], "notification.rejected")[rejected_before:]
+    assert event["reason"] == "client_state_mismatch"
+    assert event["counts"] == {
+        "rejected": 100,
+        "client_state_mismatch": 60,
+        "unknown_subscription": 40,
+    }
+
+
+def test_only_the_creator_sees_the_notification_url_in_full(
+    alice: Caller, sandbox: SandboxServer, receiver: Receiver, notify_app: tuple[AppServer, Path]
+) -> None:
+    app = notify_app[0]
+    mine = alice.post("/subscriptions", {"notificationUrl": f"{receiver.url}/flow?sig=alice-sig"})
+    with as_app(app, sandbox, alice.connection_id, "Connections.ReadWrite.All", None) as writer:
+        theirs = writer.post(
+            "/subscriptions", json={"notificationUrl": f"{receiver.url}/hook?sig=app-sig#x"}
+        )
+        seen_by_writer = {
+            s["id"]: s["notificationUrl"] for s in writer.get("/subscriptions").json()["value"]
+        }
+    with as_app(app, sandbox, alice.connection_id, "Connections.Read.All", READER_APP) as reader:
+        seen_by_reader = {
+            s["id"]: s["notificationUrl"] for s in reader.get("/subscriptions").json()["value"]
+        }
+    seen_by_alice = {
+        s["id"]: s["notificationUrl"] for s in alice.get("/subscriptions").json()["value"]
+    }
+
+    assert (mine.status_code, theirs.status_code) == (201, 201)
+    alices, apps = mine.json()["id"], theirs.json()["id"]
+    assert mine.json()["notificationUrl"] == f"{receiver.url}/flow?sig=alice-sig"
+    assert seen_by_alice == {
+        alices: f"{receiver.url}/flow?sig=alice-sig",
+        apps: f"{receiver.url}/hook",
+    }
+    assert seen_by_writer == {
+        alices: f"{receiver.url}/flow",
+        apps: f"{receiver.url}/hook?sig=app-sig#x",
+    }
+    assert seen_by_reader == {alices: f"{receiver.url}/flow", apps: f"{receiver.url}/hook"}
 
 
 def test_a_wrong_client_state_is_dropped_and_audited(
@@ -303,16 +397,13 @@ def test_lifecycle_events_and_the_timer_keep_the_subscription_alive(
 def test_deleting_the_connection_deletes_its_subscriptions_on_both_sides(
     alice: Caller, sandbox: SandboxServer, receiver: Receiver
 ) -> None:
-    # The module's app is shared: work queued by earlier tests may still create Graph
-    # subscriptions after the sandbox reset, so this test follows only the one it creates.
-    before = {s["id"] for s in graph_subscriptions(sandbox)}
+    assert graph_subscriptions(sandbox) == []  # nothing left over from earlier tests
     subscribe(alice, receiver)
-    mine = {s["id"] for s in graph_subscriptions(sandbox)} - before
-    assert len(mine) == 1
+    assert len(graph_subscriptions(sandbox)) == 1
 
     assert alice.delete("").status_code == 204
 
-    assert mine.isdisjoint(s["id"] for s in graph_subscriptions(sandbox))
+    assert graph_subscriptions(sandbox) == []
 
 
 def test_webhook_urls_must_be_https_or_allowed_loopback(alice: Caller) -> None:

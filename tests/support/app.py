@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -16,6 +16,9 @@ from tests.support.sandbox import SandboxServer
 
 FUNCTION_KEY = "test-function-key-0123456789"
 MASTER_KEY = "test-master-key-0123456789"
+# Tests start timer runs themselves (admin API): a schedule firing in the middle of a test
+# would do work that test did not cause.
+NEVER = "0 0 0 1 1 *"
 
 
 def sample_settings() -> dict[str, str]:
@@ -41,6 +44,7 @@ def app_settings(
         # Set, as in production (the sample leaves it empty: a key per worker process), so
         # that the secrecy sweep knows the cursor signing key and looks for it.
         "CURSOR_SECRET": base64.b64encode(os.urandom(32)).decode(),
+        "LIFECYCLE_SCHEDULE": NEVER,
     }
 
 
@@ -48,6 +52,7 @@ def app_settings(
 class AppServer:
     process: Process
     port: int
+    settings: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -58,6 +63,42 @@ class AppServer:
 
     def stop(self) -> None:
         self.process.stop()
+
+    def wait_idle(self, timeout: float = 120) -> None:
+        """Until nothing this app was asked to do is still going: no admin-API run (a timer
+        started by a test), no queue message being worked on, and its queues empty (a
+        message being worked on stays in its queue until done, so a job that queues another
+        never leaves both at zero). Seen twice in a row, so that a job queued by a request
+        that was just answered is seen too."""
+        quiet = 0
+
+        def idle() -> bool:
+            nonlocal quiet
+            quiet = quiet + 1 if self._idle_now() else 0
+            return quiet >= 2
+
+        wait_until(idle, timeout, "the app's background work to finish")
+
+    def _idle_now(self) -> bool:
+        with self.client() as client:
+            running = client.get("/admin/host/invocations").json()
+        if running["admin"] or running["queue"]:
+            return False
+        return all(self._queue_length(q) == 0 for q in self._queues())
+
+    def _queues(self) -> list[str]:
+        names = [self.settings.get(k) for k in ("LIFECYCLE_QUEUE", "NOTIFICATIONS_QUEUE")]
+        return [n for n in names if n]
+
+    def _queue_length(self, name: str) -> int:
+        from azure.core.exceptions import ResourceNotFoundError
+        from azure.storage.queue import QueueClient
+
+        with QueueClient.from_connection_string(self.settings["AzureWebJobsStorage"], name) as q:
+            try:
+                return int(q.get_queue_properties().approximate_message_count or 0)
+            except ResourceNotFoundError:
+                return 0
 
 
 def start_app(settings: dict[str, str], tmp_dir: Path, port: int | None = None) -> AppServer:
@@ -73,7 +114,7 @@ def start_app(settings: dict[str, str], tmp_dir: Path, port: int | None = None) 
         },
         tmp_dir / f"devhost-{port}.log",
     )
-    server = AppServer(process, port)
+    server = AppServer(process, port, settings)
 
     def ready() -> bool:
         process.ensure_running()

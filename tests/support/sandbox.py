@@ -65,9 +65,13 @@ class SandboxServer:
             response.raise_for_status()
             return str(response.json()["access_token"])
 
-    def app_token(self, roles: list[str]) -> str:
+    def app_token(self, roles: list[str], client_id: str | None = None) -> str:
+        """An application's token (another application than the default with `client_id`)."""
+        body: dict[str, Any] = {"app": True, "roles": roles}
+        if client_id is not None:
+            body["clientId"] = client_id
         with self.client() as client:
-            response = client.post("/_sandbox/token", json={"app": True, "roles": roles})
+            response = client.post("/_sandbox/token", json=body)
             response.raise_for_status()
             return str(response.json()["access_token"])
 

@@ -70,9 +70,13 @@ class FakeConnections:
         self.deleted.append((caller, connection_id))
 
 
-class FakeNotifications:
+class FakeSubscriptions:
     async def list_for(self, caller: Caller, connection_id: str) -> list[object]:
         return [object(), object()]
+
+
+class FakeNotifications:
+    subscriptions = FakeSubscriptions()
 
 
 def portal(connections: FakeConnections | None = None) -> tuple[PortalService, SealedValues]:

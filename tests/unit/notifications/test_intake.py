@@ -1,21 +1,21 @@
 """The notification endpoint's work on the request path: clientState per item in constant
-time, one queue job per accepted item, everything else dropped and audited."""
+time, one queue job per accepted item, everything else dropped and audited; and no request
+can make it do more than a bounded amount of work."""
 
 from __future__ import annotations
 
 import base64
 import json
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
 from shared.audit import MemoryAuditSink
-from shared.config import load_settings
-from shared.errors import ValidationFailed
-from shared.notifications.service import NotificationService
+from shared.errors import TooManyNotifications, ValidationFailed
+from shared.notifications.intake import MAX_ITEMS_PER_REQUEST, NotificationIntake
+from shared.notifications.jobs import JobQueue
 from shared.store.subscriptions import Subscription
-from tests.support.app import sample_settings
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -39,8 +39,10 @@ def _subscription(graph_id: str = "g-1") -> Subscription:
 class FakeStore:
     def __init__(self, *subs: Subscription) -> None:
         self.subs = {s.graph_id: s for s in subs}
+        self.lookups = 0
 
     async def by_graph_id(self, graph_id: str) -> Subscription | None:
+        self.lookups += 1
         return self.subs.get(graph_id)
 
 
@@ -55,17 +57,11 @@ class FakeQueue:
         pass
 
 
-def _service(queue: FakeQueue, audit: MemoryAuditSink) -> NotificationService:
-    return NotificationService(
-        load_settings({**sample_settings(), "CA_BUNDLE": ""}),
-        connections=cast(Any, None),
-        connection_store=cast(Any, None),
-        tokens=cast(Any, None),
-        graph=cast(Any, None),
-        store=cast(Any, FakeStore(_subscription())),
-        queue=queue,
-        audit=audit,
-    )
+def _service(
+    queue: FakeQueue, audit: MemoryAuditSink, store: FakeStore | None = None
+) -> NotificationIntake:
+    store = store or FakeStore(_subscription())
+    return NotificationIntake(store, JobQueue(queue), audit)
 
 
 def _item(state: str | None, message_id: str = "m1", sid: str = "g-1") -> dict[str, Any]:
@@ -92,8 +88,14 @@ async def test_only_items_with_the_right_client_state_are_queued() -> None:
 
     assert queued == 1
     assert queue.sent == [{"kind": "change", "sub": "sub-1", "msg": "m1", "cid": "cid"}]
-    reasons = [e.reason for e in audit.events if e.action == "notification.rejected"]
-    assert reasons == ["client_state_mismatch", "client_state_mismatch", "unknown_subscription"]
+    [rejected] = [e for e in audit.events if e.action == "notification.rejected"]
+    assert rejected.reason == "client_state_mismatch"
+    assert rejected.counts == {
+        "rejected": 3,
+        "client_state_mismatch": 2,
+        "unknown_subscription": 1,
+    }
+    assert rejected.connection_id == "conn-1" and rejected.correlation_id == "cid"
     # Nothing secret in the audit trail.
     assert "the-state" not in repr(audit.events) and "wrong" not in repr(audit.events)
 
@@ -112,3 +114,31 @@ async def test_lifecycle_events_are_queued() -> None:
 async def test_malformed_or_oversized_notifications_are_refused(body: bytes) -> None:
     with pytest.raises(ValidationFailed):
         await _service(FakeQueue(), MemoryAuditSink()).receive(body, "cid")
+
+
+async def test_each_distinct_subscription_is_looked_up_once_and_rejections_are_one_event() -> None:
+    queue, audit, store = FakeQueue(), MemoryAuditSink(), FakeStore(_subscription())
+    items = [_item("guess", f"m{i}", sid="unknown") for i in range(MAX_ITEMS_PER_REQUEST - 1)]
+    body = json.dumps({"value": [*items, _item("the-state", "ok")]}).encode()
+
+    queued = await _service(queue, audit, store).receive(body, "cid")
+
+    assert queued == 1
+    assert store.lookups == 2  # "unknown" and "g-1", each once
+    [rejected] = audit.events
+    assert rejected.action == "notification.rejected"
+    assert rejected.reason == "unknown_subscription"
+    assert rejected.counts == {
+        "rejected": MAX_ITEMS_PER_REQUEST - 1,
+        "unknown_subscription": MAX_ITEMS_PER_REQUEST - 1,
+    }
+
+
+async def test_more_items_than_graph_batches_are_refused_before_any_lookup() -> None:
+    queue, audit, store = FakeQueue(), MemoryAuditSink(), FakeStore(_subscription())
+    items = [_item("x", f"m{i}", sid=f"g-{i}") for i in range(MAX_ITEMS_PER_REQUEST + 1)]
+
+    with pytest.raises(TooManyNotifications):
+        await _service(queue, audit, store).receive(json.dumps({"value": items}).encode(), "c")
+
+    assert store.lookups == 0 and audit.events == [] and queue.sent == []

@@ -1,0 +1,304 @@
+"""A caller's webhook subscriptions and their Graph side: create, list, delete, and keep
+alive (renew before expiry, recreate what Graph lost, resync after `missed`).
+
+Graph mail subscriptions live at most 7 days; the lifecycle timer calls `renew_due`, and the
+queue worker calls `on_lifecycle` for Graph's lifecycle events.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from shared.audit import AuditSink, Outcome
+from shared.auth.caller import Caller
+from shared.config import Settings
+from shared.connections.mailbox import ConnectedMailbox, Mailboxes
+from shared.connections.models import Connection
+from shared.connections.service import ConnectionService
+from shared.errors import FieldError, NotFound, ValidationFailed
+from shared.graph import GraphRequest
+from shared.graph.paths import graph_id
+from shared.notifications.auditing import connection_event
+from shared.notifications.filters import Filters
+from shared.notifications.jobs import JobQueue
+from shared.notifications.webhooks import WebhookRejected, check_webhook
+from shared.store.connections import ConnectionStore
+from shared.store.subscriptions import Subscription, SubscriptionStore
+
+logger = logging.getLogger(__name__)
+
+# Graph allows mail subscriptions 10,080 minutes; ten minutes less absorbs clock skew.
+SUBSCRIPTION_MINUTES = 10070
+_DELTA_PAGES = 1000  # a resync or baseline reads at most this many pages
+_PAGE = ("odata.maxpagesize=1000",)
+
+
+@dataclass(frozen=True)
+class Created:
+    subscription: Subscription
+    signing_secret: str  # returned once, in the 201 body
+
+
+class SubscriptionService:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        connections: ConnectionService,
+        connection_store: ConnectionStore,
+        mailboxes: Mailboxes,
+        store: SubscriptionStore,
+        jobs: JobQueue,
+        audit: AuditSink,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._settings = settings
+        self._connections = connections
+        self._connection_store = connection_store
+        self._mailboxes = mailboxes
+        self._store = store
+        self._jobs = jobs
+        self._audit = audit
+        self._clock = clock
+
+    @property
+    def _base(self) -> str:
+        return str(self._settings.PUBLIC_BASE_URL).rstrip("/")
+
+    # -- caller use cases ---------------------------------------------------------------
+
+    async def create(
+        self,
+        caller: Caller,
+        connection_id: str,
+        *,
+        notification_url: str,
+        folder: str,
+        filters: Filters,
+        include_message: bool,
+        cid: str,
+    ) -> Created:
+        mb = await self._mailboxes.open(caller, connection_id, write=True, correlation_id=cid)
+        connection = mb.connection
+        try:
+            checked = await check_webhook(
+                notification_url, allow_http_loopback=self._settings.loopback_webhooks
+            )
+        except WebhookRejected as rejected:
+            raise ValidationFailed(
+                f"notificationUrl {rejected}.",
+                errors=[FieldError(("body", "notificationUrl"), str(rejected))],
+            ) from None
+        client_state = secrets.token_urlsafe(32)  # 256 bits
+        signing_secret = secrets.token_urlsafe(32)
+        delta_link = await self.baseline(mb, folder)
+        graph_id_, expires = await self._create_graph(mb, folder, client_state)
+        subscription = Subscription(
+            id=secrets.token_urlsafe(16),
+            connection_id=connection.id,
+            graph_id=graph_id_,
+            notification_url=checked.url,
+            folder=folder,
+            filters=filters.model_dump(by_alias=True, exclude_none=True),
+            include_message=include_message,
+            expires=expires,
+            created_at=self._clock(),
+            client_state=client_state,
+            signing_secret=signing_secret,
+            delta_link=delta_link,
+            creator_tid=caller.tenant_id,
+            creator_oid=caller.oid,
+        )
+        try:
+            await self._store.save(subscription)
+        except Exception:
+            await self._delete_graph(mb, subscription)
+            raise
+        self._emit("subscription.created", Outcome.SUCCESS, cid, connection, caller=caller)
+        return Created(subscription, signing_secret)
+
+    async def list_for(self, caller: Caller, connection_id: str) -> list[Subscription]:
+        connection = await self._connections.get(caller, connection_id)
+        return await self._store.for_connection(connection.id)
+
+    async def delete(
+        self, caller: Caller, connection_id: str, subscription_id: str, cid: str
+    ) -> None:
+        mb = await self._mailboxes.open(caller, connection_id, write=True, correlation_id=cid)
+        connection = mb.connection
+        subscription = await self._store.get(subscription_id)
+        if subscription is None or subscription.connection_id != connection.id:
+            raise NotFound("No such subscription on this connection.")
+        await self._delete_graph(mb, subscription)
+        await self._store.delete(subscription)
+        self._emit("subscription.deleted", Outcome.SUCCESS, cid, connection, caller=caller)
+
+    async def delete_for_connection(self, connection: Connection, cid: str) -> None:
+        """Connection deletion's hook: both sides of each of its subscriptions go first."""
+        mb = self._mailboxes.system(connection, correlation_id=cid)
+        for subscription in await self._store.for_connection(connection.id):
+            try:
+                await self._delete_graph(mb, subscription)
+            except Exception:  # the grant may already be unusable: Graph expires it anyway
+                logger.warning("graph subscription of a deleted connection left to expire")
+            await self._store.delete(subscription)
+            self._emit("subscription.deleted", Outcome.SUCCESS, cid, connection)
+
+    # -- keeping it alive ----------------------------------------------------------------
+
+    async def renew_due(self, now: datetime) -> int:
+        """Renew (or recreate) subscriptions expiring soon. A lifecycle run step; returns 0
+        (it removes no records: renewals are audited as `subscription.renewed`)."""
+        within = timedelta(hours=self._settings.SUBSCRIPTION_RENEW_WITHIN_HOURS)
+        for s in await self._store.expiring_before(now + within):
+            connection = await self._connection_store.get(s.connection_id)
+            if connection is None:
+                continue
+            cid = uuid.uuid4().hex
+            try:
+                await self._renew(s, self._mailboxes.system(connection, correlation_id=cid))
+            except Exception as exc:  # one failing subscription does not stop the run
+                logger.warning("renewing a subscription failed: %s", type(exc).__name__)
+                self._emit(
+                    "subscription.renewed", Outcome.FAILURE, cid, connection, reason="renew_failed"
+                )
+        return 0
+
+    async def on_lifecycle(
+        self, s: Subscription, connection: Connection, event: str, cid: str
+    ) -> None:
+        mb = self._mailboxes.system(connection, correlation_id=cid)
+        if event == "missed":
+            await self._resync(s, mb)
+        elif event == "reauthorizationRequired":
+            await self._renew(s, mb)
+        elif event == "subscriptionRemoved":
+            await self._recreate(s, mb)
+            await self._resync(s, mb)
+
+    async def resync(self, s: Subscription, connection: Connection, cid: str) -> None:
+        """After `missed` (or a re-creation): read the folder's changes since the stored delta
+        link and queue each new message; the claim ledger keeps it exactly once."""
+        await self._resync(s, self._mailboxes.system(connection, correlation_id=cid))
+
+    async def _resync(self, s: Subscription, mb: ConnectedMailbox) -> None:
+        if s.delta_link is None:
+            s.delta_link = await self.baseline(mb, s.folder)
+            await self._store.save(s)
+            return
+        first = GraphRequest("GET", s.delta_link, prefer=_PAGE)
+        since = (s.created_at - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        ids: list[str] = []
+        link: str | None = None
+        async for body in mb.pages(first, max_pages=_DELTA_PAGES):
+            for item in body.get("value") or []:
+                if "@removed" in item or not isinstance(item.get("id"), str):
+                    continue
+                received = str(item.get("receivedDateTime") or "")
+                if received and received < since:
+                    continue  # an older message that changed, not a new one
+                ids.append(item["id"])
+            if body.get("@odata.deltaLink"):
+                link = str(body["@odata.deltaLink"])
+        for message_id in ids:
+            await self._jobs.change(s.id, message_id, mb.correlation_id)
+        if link:
+            s.delta_link = link
+            await self._store.save(s)
+        self._emit(
+            "subscription.resynced",
+            Outcome.SUCCESS,
+            mb.correlation_id,
+            mb.connection,
+            counts={"items": len(ids)},
+        )
+
+    async def baseline(self, mb: ConnectedMailbox, folder: str) -> str | None:
+        """The folder's current delta link: a later `missed` resync reads changes since."""
+        first = GraphRequest(
+            "GET",
+            f"{mb.path.folder_messages(folder)}/delta",
+            params={"$select": "id,receivedDateTime"},
+            prefer=_PAGE,
+        )
+        async for body in mb.pages(first, max_pages=_DELTA_PAGES):
+            if body.get("@odata.deltaLink"):
+                return str(body["@odata.deltaLink"])
+        return None
+
+    async def _renew(self, s: Subscription, mb: ConnectedMailbox) -> None:
+        expires = self._expiry()
+        try:
+            await mb.send(
+                GraphRequest(
+                    "PATCH",
+                    f"/subscriptions/{graph_id(s.graph_id)}",
+                    json={"expirationDateTime": expires.strftime("%Y-%m-%dT%H:%M:%SZ")},
+                )
+            )
+        except NotFound:
+            await self._recreate(s, mb)
+            return
+        s.expires = expires
+        await self._store.save(s)
+        self._emit("subscription.renewed", Outcome.SUCCESS, mb.correlation_id, mb.connection)
+
+    async def _recreate(self, s: Subscription, mb: ConnectedMailbox) -> None:
+        previous = s.graph_id
+        s.graph_id, s.expires = await self._create_graph(mb, s.folder, s.client_state)
+        await self._store.save(s, previous_graph_id=previous)
+        self._emit("subscription.recreated", Outcome.SUCCESS, mb.correlation_id, mb.connection)
+
+    # -- Graph's side -------------------------------------------------------------------
+
+    def _expiry(self) -> datetime:
+        return self._clock() + timedelta(minutes=SUBSCRIPTION_MINUTES)
+
+    async def _create_graph(
+        self, mb: ConnectedMailbox, folder: str, client_state: str
+    ) -> tuple[str, datetime]:
+        expires = self._expiry()
+        response = await mb.send(
+            GraphRequest(
+                "POST",
+                "/subscriptions",
+                json={
+                    "changeType": "created",
+                    "notificationUrl": f"{self._base}/api/notifications/graph",
+                    "lifecycleNotificationUrl": f"{self._base}/api/notifications/lifecycle",
+                    "resource": mb.path.folder_messages(folder).lstrip("/"),
+                    "expirationDateTime": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "clientState": client_state,
+                },
+            )
+        )
+        body = response.json() or {}
+        return str(body["id"]), expires
+
+    async def _delete_graph(self, mb: ConnectedMailbox, s: Subscription) -> None:
+        # Already gone on Graph's side (expired, removed) is fine.
+        with contextlib.suppress(NotFound):
+            await mb.send(GraphRequest("DELETE", f"/subscriptions/{graph_id(s.graph_id)}"))
+
+    def _emit(
+        self,
+        action: str,
+        outcome: Outcome,
+        cid: str,
+        connection: Connection,
+        *,
+        caller: Caller | None = None,
+        reason: str | None = None,
+        counts: dict[str, int] | None = None,
+    ) -> None:
+        self._audit.emit(
+            connection_event(
+                action, outcome, cid, connection, caller=caller, reason=reason, counts=counts
+            )
+        )

@@ -1,0 +1,67 @@
+"""Builds the notification parts from the container's shared pieces: subscriptions (caller
+routes, the lifecycle timer), intake (Graph's POSTs) and the queue worker (delivery)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from shared.audit import AuditSink
+from shared.config import Settings
+from shared.connections.mailbox import Mailboxes
+from shared.connections.service import ConnectionService
+from shared.crypto.keyring import KeyRingCache
+from shared.lifecycle.queue import WorkQueue
+from shared.notifications.delivery import NotificationDelivery
+from shared.notifications.intake import NotificationIntake
+from shared.notifications.jobs import JobQueue
+from shared.notifications.subscriptions import SubscriptionService
+from shared.notifications.worker import NotificationWorker
+from shared.store.connections import ConnectionStore
+from shared.store.subscriptions import SubscriptionStore
+from shared.store.table_set import TableSet
+
+
+@dataclass(frozen=True)
+class Notifications:
+    subscriptions: SubscriptionService
+    intake: NotificationIntake
+    worker: NotificationWorker
+    aclose: Callable[[], Awaitable[None]]
+
+
+def build_notifications(
+    settings: Settings,
+    *,
+    connections: ConnectionService,
+    connection_store: ConnectionStore,
+    mailboxes: Mailboxes,
+    tables: TableSet,
+    key_ring: KeyRingCache,
+    queue: WorkQueue,
+    audit: AuditSink,
+) -> Notifications:
+    store = SubscriptionStore(tables, key_ring)
+    jobs = JobQueue(queue)
+    subscriptions = SubscriptionService(
+        settings,
+        connections=connections,
+        connection_store=connection_store,
+        mailboxes=mailboxes,
+        store=store,
+        jobs=jobs,
+        audit=audit,
+    )
+    delivery = NotificationDelivery(settings, mailboxes=mailboxes, store=store, audit=audit)
+    worker = NotificationWorker(
+        store=store,
+        connection_store=connection_store,
+        subscriptions=subscriptions,
+        delivery=delivery,
+    )
+
+    async def aclose() -> None:
+        await delivery.aclose()
+        await queue.aclose()
+
+    return Notifications(subscriptions, NotificationIntake(store, jobs, audit), worker, aclose)

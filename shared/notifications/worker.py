@@ -1,0 +1,44 @@
+"""The notification queue's worker: reads one job and hands it to the module that does it
+(a `change` to delivery; `resync` and lifecycle events to the subscriptions)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from shared.notifications.delivery import NotificationDelivery
+from shared.notifications.subscriptions import SubscriptionService
+from shared.store.connections import ConnectionStore
+from shared.store.subscriptions import SubscriptionStore
+
+
+class NotificationWorker:
+    def __init__(
+        self,
+        *,
+        store: SubscriptionStore,
+        connection_store: ConnectionStore,
+        subscriptions: SubscriptionService,
+        delivery: NotificationDelivery,
+    ) -> None:
+        self._store = store
+        self._connection_store = connection_store
+        self._subscriptions = subscriptions
+        self._delivery = delivery
+
+    async def work(self, text: str) -> None:
+        job = json.loads(text)
+        cid = str(job.get("cid") or uuid.uuid4())
+        subscription = await self._store.get(str(job.get("sub") or ""))
+        if subscription is None:
+            return  # deleted meanwhile
+        connection = await self._connection_store.get(subscription.connection_id)
+        if connection is None:
+            return
+        kind = job.get("kind")
+        if kind == "change":
+            await self._delivery.deliver(subscription, connection, str(job["msg"]), cid)
+        elif kind == "resync":
+            await self._subscriptions.resync(subscription, connection, cid)
+        elif kind == "lifecycle":
+            await self._subscriptions.on_lifecycle(subscription, connection, str(job["event"]), cid)
