@@ -19,7 +19,6 @@ from shared.auth.caller import CallerAuthenticator
 from shared.config import Settings, load_settings
 from shared.crypto.keys import KeyProvider, build_key_provider
 from shared.health.service import HealthService, Probe
-from shared.http.api import RequestLimits, configure_requests
 
 if TYPE_CHECKING:
     from shared.connections.service import ConnectionService
@@ -176,29 +175,19 @@ _container: Container | None = None
 _lock = threading.Lock()
 
 
-def _install(container: Container | None) -> None:
-    global _container
-    _container = container
-    if container is not None:
-        configure_requests(
-            RequestLimits(
-                max_body_bytes=container.settings.MAX_REQUEST_BODY_BYTES,
-                problem_type_base=str(container.settings.PROBLEM_TYPE_BASE_URL),
-            ),
-            container.callers,
-        )
-
-
 def use_container(container: Container | None) -> None:
     """Install (or, with None, drop) the worker's container."""
+    global _container
     with _lock:
-        _install(container)
+        _container = container
 
 
 def get_container() -> Container:
+    """The worker's container, built on first use. The composition root hands this resolver
+    to the blueprints (function_app.py); nothing below it calls it."""
+    global _container
     if _container is None:
         with _lock:
             if _container is None:
-                _install(Container.build(load_settings()))
-    assert _container is not None
+                _container = Container.build(load_settings())
     return _container

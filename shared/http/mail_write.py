@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import azure.functions as func
 from pydantic import Field
 
-from shared.container import get_container
 from shared.errors import (
     ApiError,
     Conflict,
@@ -34,7 +33,6 @@ from shared.errors import (
 from shared.http.api import ApiBlueprint, ApiRequest, HeaderParameter, ResponseSpec
 from shared.http.models import ApiModel
 from shared.http.problems import render_problem
-from shared.mail.bulk import BulkRunner
 from shared.mail.compose import (
     AttachmentIn,
     BulkBody,
@@ -50,13 +48,19 @@ from shared.mail.compose import (
     SendMessageBody,
     SentMessage,
 )
-from shared.mail.idempotency import HEADER, IdempotencyGuard, fingerprint
 from shared.mail.models import AttachmentInfo, MailFolder, Message
-from shared.mail.writer import WriteContext
-from shared.store.idempotency import StoredResponse
 
+# The writer, the bulk runner and the idempotency guard are imported where a request uses
+# them: their modules load httpx, the Azure SDK and cryptography, which `import
+# function_app` must not (cold start; tests/unit/test_cold_start.py).
+if TYPE_CHECKING:
+    from shared.mail.writer import WriteContext
+    from shared.store.idempotency import StoredResponse
+
+# The header's name as shared.mail.idempotency reads it (HEADER there).
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_KEY = HeaderParameter(
-    HEADER,
+    IDEMPOTENCY_HEADER,
     "Any unique string (e.g. a GUID). Retrying with the same key and the same request within "
     "24 hours answers the first result and does not act twice (no second mail).",
 )
@@ -102,13 +106,23 @@ class DeleteQuery(ApiModel):
 
 
 def _ctx(request: ApiRequest, mailbox: str | None) -> WriteContext:
+    from shared.mail.writer import WriteContext
+
     return WriteContext(
         request.caller, request.route("connectionId"), mailbox, request.correlation_id
     )
 
 
 def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> StoredResponse:
+    from shared.store.idempotency import StoredResponse
+
     return StoredResponse(status, dict(headers or {}), json.dumps(payload).encode())
+
+
+def _no_content() -> StoredResponse:
+    from shared.store.idempotency import StoredResponse
+
+    return StoredResponse(204, {}, b"")
 
 
 def _location(request: ApiRequest, *segments: str) -> str:
@@ -120,14 +134,17 @@ async def _write(
     request: ApiRequest, mailbox: str | None, produce: Callable[[], Awaitable[StoredResponse]]
 ) -> func.HttpResponse:
     """Run `produce` under the request's Idempotency-Key (if any) and answer its response."""
-    container = get_container()
-    key = request.raw.headers.get(HEADER.lower())
+    from shared.mail.idempotency import IdempotencyGuard, fingerprint
+    from shared.store.idempotency import StoredResponse
+
+    services = request.services
+    key = request.raw.headers.get(IDEMPOTENCY_HEADER.lower())
     if key is not None:
         # Authorize before a replay: a key never reveals anything about another's connection.
-        await container.mail_writer.authorize(_ctx(request, mailbox))
+        await services.mail_writer.authorize(_ctx(request, mailbox))
     raw = request.raw
     query = "&".join(f"{k}={v}" for k, v in sorted(dict(raw.params).items()))
-    type_base = str(container.settings.PROBLEM_TYPE_BASE_URL)
+    type_base = str(services.settings.PROBLEM_TYPE_BASE_URL)
 
     def render(error: ApiError) -> StoredResponse:
         rendered = render_problem(error, request.correlation_id, type_base)
@@ -138,7 +155,7 @@ async def _write(
             "application/problem+json",
         )
 
-    stored = await IdempotencyGuard(container.idempotency).run(
+    stored = await IdempotencyGuard(services.idempotency).run(
         request.caller,
         request.route("connectionId"),
         key,
@@ -178,7 +195,7 @@ async def messages_send(request: ApiRequest) -> func.HttpResponse:
     ctx = _ctx(request, query.mailbox)
 
     async def produce() -> StoredResponse:
-        sent = await get_container().mail_writer.send(ctx, body)
+        sent = await request.services.mail_writer.send(ctx, body)
         return _json(202, sent.as_json())
 
     return await _write(request, query.mailbox, produce)
@@ -201,7 +218,7 @@ async def drafts_create(request: ApiRequest) -> func.HttpResponse:
     ctx = _ctx(request, query.mailbox)
 
     async def produce() -> StoredResponse:
-        draft = await get_container().mail_writer.create_draft(ctx, body)
+        draft = await request.services.mail_writer.create_draft(ctx, body)
         location = _location(request, "messages", str(draft.get("id", "")))
         return _json(201, draft, {"Location": location})
 
@@ -225,7 +242,7 @@ async def drafts_update(request: ApiRequest) -> func.HttpResponse:
     ctx = _ctx(request, query.mailbox)
 
     async def produce() -> StoredResponse:
-        writer = get_container().mail_writer
+        writer = request.services.mail_writer
         return _json(200, await writer.update_draft(ctx, request.route("draftId"), body))
 
     return await _write(request, query.mailbox, produce)
@@ -246,7 +263,7 @@ async def drafts_send(request: ApiRequest) -> func.HttpResponse:
     ctx = _ctx(request, query.mailbox)
 
     async def produce() -> StoredResponse:
-        sent = await get_container().mail_writer.send_draft(ctx, request.route("draftId"))
+        sent = await request.services.mail_writer.send_draft(ctx, request.route("draftId"))
         return _json(202, sent.as_json())
 
     return await _write(request, query.mailbox, produce)
@@ -272,7 +289,7 @@ def _respond_route(action: str) -> None:
         ctx = _ctx(request, query.mailbox)
 
         async def produce() -> StoredResponse:
-            writer = get_container().mail_writer
+            writer = request.services.mail_writer
             sent = await writer.respond(ctx, request.route("messageId"), action, body)
             return _json(202, sent.as_json())
 
@@ -301,7 +318,7 @@ async def messages_update(request: ApiRequest) -> func.HttpResponse:
     ctx = _ctx(request, query.mailbox)
 
     async def produce() -> StoredResponse:
-        writer = get_container().mail_writer
+        writer = request.services.mail_writer
         return _json(200, await writer.update_message(ctx, request.route("messageId"), body))
 
     return await _write(request, query.mailbox, produce)
@@ -326,7 +343,7 @@ def _move_route(action: str) -> None:
         ctx = _ctx(request, query.mailbox)
 
         async def produce() -> StoredResponse:
-            writer = get_container().mail_writer
+            writer = request.services.mail_writer
             moved = await writer.move(
                 ctx, request.route("messageId"), body.destinationFolder, copy=action == "copy"
             )
@@ -354,8 +371,8 @@ async def messages_delete(request: ApiRequest) -> func.HttpResponse:
     ctx = _ctx(request, query.mailbox)
 
     async def produce() -> StoredResponse:
-        await get_container().mail_writer.delete(ctx, request.route("messageId"), query.mode)
-        return StoredResponse(204, {}, b"")
+        await request.services.mail_writer.delete(ctx, request.route("messageId"), query.mode)
+        return _no_content()
 
     return await _write(request, query.mailbox, produce)
 
@@ -379,7 +396,9 @@ async def messages_bulk(request: ApiRequest) -> func.HttpResponse:
     ctx = _ctx(request, query.mailbox)
 
     async def produce() -> StoredResponse:
-        return _json(200, await BulkRunner(get_container().mail_writer).run(ctx, body))
+        from shared.mail.bulk import BulkRunner
+
+        return _json(200, await BulkRunner(request.services.mail_writer).run(ctx, body))
 
     return await _write(request, query.mailbox, produce)
 
@@ -404,7 +423,7 @@ async def attachments_add(request: ApiRequest) -> func.HttpResponse:
     message_id = request.route("messageId")
 
     async def produce() -> StoredResponse:
-        info = await get_container().mail_writer.add_attachment(ctx, message_id, body)
+        info = await request.services.mail_writer.add_attachment(ctx, message_id, body)
         headers = {}
         if info.get("id"):
             headers["Location"] = _location(
@@ -433,7 +452,7 @@ async def folders_create(request: ApiRequest) -> func.HttpResponse:
     ctx = _ctx(request, query.mailbox)
 
     async def produce() -> StoredResponse:
-        folder = await get_container().mail_writer.create_folder(ctx, body)
+        folder = await request.services.mail_writer.create_folder(ctx, body)
         location = _location(request, "folders", str(folder.get("id", "")))
         return _json(201, folder, {"Location": location})
 
@@ -457,7 +476,7 @@ async def folders_rename(request: ApiRequest) -> func.HttpResponse:
     ctx = _ctx(request, query.mailbox)
 
     async def produce() -> StoredResponse:
-        writer = get_container().mail_writer
+        writer = request.services.mail_writer
         folder = await writer.rename_folder(ctx, request.route("folderId"), body.displayName)
         return _json(200, folder)
 
@@ -479,7 +498,7 @@ async def folders_delete(request: ApiRequest) -> func.HttpResponse:
     ctx = _ctx(request, query.mailbox)
 
     async def produce() -> StoredResponse:
-        await get_container().mail_writer.delete_folder(ctx, request.route("folderId"))
-        return StoredResponse(204, {}, b"")
+        await request.services.mail_writer.delete_folder(ctx, request.route("folderId"))
+        return _no_content()
 
     return await _write(request, query.mailbox, produce)

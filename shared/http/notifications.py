@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from shared.container import get_container
 from shared.errors import PayloadTooLarge, StorageUnavailable, ValidationFailed
 from shared.http.api import ApiBlueprint, ApiRequest, ResponseSpec, Security
-from shared.notifications.service import NotificationService
 
 api = ApiBlueprint("notifications")
 
@@ -24,7 +22,7 @@ def _validation(request: ApiRequest) -> func.HttpResponse | None:
     token = request.raw.params.get("validationToken")
     if token is None:
         return None
-    answer = NotificationService.validation_answer(token)
+    answer = request.services.notifications.validation_answer(token)
     return func.HttpResponse(answer, status_code=200, mimetype="text/plain", charset="utf-8")
 
 
@@ -44,7 +42,7 @@ async def notifications_graph(request: ApiRequest) -> func.HttpResponse:
     answer = _validation(request)
     if answer is not None:
         return answer
-    await get_container().notifications.receive(request.raw.get_body(), request.correlation_id)
+    await request.services.notifications.receive(request.raw.get_body(), request.correlation_id)
     return func.HttpResponse(status_code=202)
 
 
@@ -65,7 +63,7 @@ async def notifications_lifecycle(request: ApiRequest) -> func.HttpResponse:
     answer = _validation(request)
     if answer is not None:
         return answer
-    await get_container().notifications.receive_lifecycle(
+    await request.services.notifications.receive_lifecycle(
         request.raw.get_body(), request.correlation_id
     )
     return func.HttpResponse(status_code=202)

@@ -8,12 +8,11 @@ body only; it is never shown again.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import azure.functions as func
 from pydantic import Field
 
-from shared.container import get_container
 from shared.errors import (
     ConnectionNotFound,
     Forbidden,
@@ -29,7 +28,9 @@ from shared.errors import (
 from shared.http.api import ApiBlueprint, ApiRequest, ResponseSpec, json_response
 from shared.http.models import ApiModel
 from shared.notifications.filters import Filters
-from shared.store.subscriptions import Subscription
+
+if TYPE_CHECKING:
+    from shared.store.subscriptions import Subscription
 
 api = ApiBlueprint("triggers")
 
@@ -138,8 +139,8 @@ class MessageEvent(ApiModel):
     message: dict[str, object] | None = None
 
 
-def location(connection_id: str, subscription_id: str) -> str:
-    base = str(get_container().settings.PUBLIC_BASE_URL).rstrip("/")
+def location(request: ApiRequest, connection_id: str, subscription_id: str) -> str:
+    base = str(request.services.settings.PUBLIC_BASE_URL).rstrip("/")
     return f"{base}/api/connections/{connection_id}/subscriptions/{subscription_id}"
 
 
@@ -155,7 +156,7 @@ def location(connection_id: str, subscription_id: str) -> str:
 async def subscriptions_create(request: ApiRequest) -> func.HttpResponse:
     body = request.json(SubscriptionCreate)
     connection_id = request.route("connectionId")
-    created = await get_container().notifications.create(
+    created = await request.services.notifications.create(
         request.caller,
         connection_id,
         notification_url=body.notificationUrl,
@@ -169,7 +170,7 @@ async def subscriptions_create(request: ApiRequest) -> func.HttpResponse:
     return json_response(
         payload,
         status=201,
-        headers={"Location": location(connection_id, created.subscription.id)},
+        headers={"Location": location(request, connection_id, created.subscription.id)},
     )
 
 
@@ -182,7 +183,7 @@ async def subscriptions_create(request: ApiRequest) -> func.HttpResponse:
     errors=_ERRORS,
 )
 async def subscriptions_list(request: ApiRequest) -> func.HttpResponse:
-    found = await get_container().notifications.list_for(
+    found = await request.services.notifications.list_for(
         request.caller, request.route("connectionId")
     )
     return json_response(SubscriptionList(value=[SubscriptionView.of(s) for s in found]))
@@ -197,7 +198,7 @@ async def subscriptions_list(request: ApiRequest) -> func.HttpResponse:
     errors=_ERRORS,
 )
 async def subscriptions_delete(request: ApiRequest) -> func.HttpResponse:
-    await get_container().notifications.delete(
+    await request.services.notifications.delete(
         request.caller,
         request.route("connectionId"),
         request.route("subscriptionId"),
