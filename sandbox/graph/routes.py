@@ -14,12 +14,13 @@ from starlette.routing import Route
 
 from sandbox.graph import attachments, batch, delta, errors, folders, messages, subscriptions
 from sandbox.graph.calls import Call
-from sandbox.graph.errors import GraphError, error_body
+from sandbox.graph.errors import GraphError
 from sandbox.graph.pipeline import (
     MAX_JSON_BODY,
     GraphRequest,
     GraphResponse,
     Target,
+    error_response,
     resolve_target,
     split_path,
     throttle_key,
@@ -286,20 +287,6 @@ def _headers(http: Request) -> dict[str, str]:
         key = name.lower()
         out[key] = f"{out[key]}, {value}" if key in out else value
     return out
-
-
-def error_response(
-    ctx: SandboxContext, failure: GraphError, request_id: str, client_request_id: str
-) -> GraphResponse:
-    date = ctx.controls.now().strftime("%Y-%m-%dT%H:%M:%S")
-    body = error_body(
-        failure.code,
-        failure.message,
-        date=date,
-        request_id=request_id,
-        client_request_id=client_request_id,
-    )
-    return GraphResponse(failure.status, body, headers=dict(failure.headers))
 
 
 def render(
