@@ -7,7 +7,6 @@ keeps it for the life of the worker. Tests build their own with `Container.build
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from shared.crypto.keys import KeyProvider, build_key_provider
 from shared.health.service import HealthService, Probe
 
 if TYPE_CHECKING:
+    from shared.connections.scheduler import DueScheduler
     from shared.connections.service import ConnectionService
     from shared.connections.tokens import TokenService
     from shared.crypto.keyring import KeyRingCache
@@ -41,6 +41,7 @@ class Container:
     callers: CallerAuthenticator
     key_ring: KeyRingCache
     connections: ConnectionService
+    scheduler: DueScheduler
     tokens: TokenService
     mail_reader: MailReader
     mail_writer: MailWriter
@@ -64,24 +65,22 @@ class Container:
     ) -> Container:
         # Imported here, not at module level: `import function_app` stays cheap.
         from shared.auth.tokens import JwtCallerAuthenticator
+        from shared.connections.scheduler import DueScheduler
         from shared.connections.service import ConnectionService
         from shared.connections.tokens import TokenService
         from shared.crypto.keyring import KeyRingCache
         from shared.graph import cursor_codec_from_settings
         from shared.graph.client import GraphClient
         from shared.identity.msal_client import MsalClient
-        from shared.lifecycle.queue import StorageWorkQueue
-        from shared.lifecycle.wiring import (
-            build_lifecycle,
-            queue_account_url,
-            queue_connection_string,
-        )
+        from shared.lifecycle.maintenance import MaintenanceStep
+        from shared.lifecycle.wiring import build_lifecycle
         from shared.mail.service import MailReader
         from shared.mail.writer import build_mail_writer
         from shared.notifications.service import NotificationService
         from shared.store.connections import ConnectionStore
         from shared.store.due import DueIndex
         from shared.store.pending_flows import PendingFlowStore
+        from shared.store.queue import storage_queue
         from shared.store.subscriptions import SubscriptionStore
         from shared.store.table_set import TableSet
         from shared.store.tables import TableStorageProbe, build_table_service
@@ -103,11 +102,16 @@ class Container:
             settings.AUDIT_LOG_PATH,
         )
         msal_client = MsalClient(settings)
-        due = DueIndex(tables, timedelta(days=settings.KEEPALIVE_IDLE_DAYS))
-        connection_store = ConnectionStore(tables, key_ring, due)
-        tokens = TokenService(settings, msal_client, connection_store, audit)
+        due = DueIndex(tables)
+        connection_store = ConnectionStore(tables, key_ring)
+        scheduler = DueScheduler(
+            due, timedelta(days=settings.KEEPALIVE_IDLE_DAYS), store=connection_store
+        )
+        tokens = TokenService(settings, msal_client, connection_store, audit, scheduler)
         flows = PendingFlowStore(tables, key_ring)
-        connections = ConnectionService(settings, msal_client, flows, connection_store, audit)
+        connections = ConnectionService(
+            settings, msal_client, flows, connection_store, audit, scheduler
+        )
         mail_reader = MailReader(
             connections, tokens, graph, cursor_codec_from_settings(settings), audit
         )
@@ -115,13 +119,7 @@ class Container:
             settings, mail_reader, connections, graph, tables, key_ring, audit
         )
         closers.append(close_writer)
-        queue_connection = queue_connection_string(settings)
-        notification_queue = StorageWorkQueue(
-            queue_connection,
-            settings.NOTIFICATIONS_QUEUE,
-            settings.STORAGE_TIMEOUT_SECONDS,
-            account_url=None if queue_connection else queue_account_url(settings, os.environ),
-        )
+        notification_queue = storage_queue(settings, settings.NOTIFICATIONS_QUEUE)
         notifications = NotificationService(
             settings,
             connections=connections,
@@ -139,13 +137,16 @@ class Container:
             tables=tables,
             table_service=table_service,
             due=due,
+            scheduler=scheduler,
             connections=connection_store,
             tokens=tokens,
-            flows=flows,
             key_ring=key_ring,
             audit=audit,
-            # Renewing Graph subscriptions rides on the same run (it purges nothing: 0).
-            purges=[idempotency.purge_expired, notifications.renew_due],
+            steps=[
+                MaintenanceStep("flows_purged", flows.purge_expired),
+                MaintenanceStep("idempotency_keys_purged", idempotency.purge_expired),
+                MaintenanceStep("subscriptions_renewed", notifications.renew_due),
+            ],
         )
         closers.append(work_queue.aclose)
         return cls(
@@ -156,6 +157,7 @@ class Container:
             callers=callers or JwtCallerAuthenticator.from_settings(settings, audit),
             key_ring=key_ring,
             connections=connections,
+            scheduler=scheduler,
             tokens=tokens,
             mail_reader=mail_reader,
             mail_writer=mail_writer,

@@ -38,10 +38,10 @@ from shared.connections.tokens import TokenService
 from shared.errors import FieldError, NotFound, ValidationFailed
 from shared.graph import GraphClient, GraphRequest, GraphResponse, GraphUnauthorized
 from shared.graph.paths import folder_segment, graph_id
-from shared.lifecycle.queue import WorkQueue
 from shared.notifications.filters import MESSAGE_SELECT, Filters, matches
 from shared.notifications.webhooks import WebhookRejected, check_webhook, post_event, sign
 from shared.store.connections import ConnectionStore
+from shared.store.queue import WorkQueue
 from shared.store.subscriptions import Subscription, SubscriptionStore
 
 logger = logging.getLogger(__name__)
@@ -482,9 +482,10 @@ class NotificationService:
     # -- the lifecycle timer ----------------------------------------------------------------
 
     async def renew_due(self, now: datetime) -> int:
-        """Renew (or recreate) subscriptions expiring soon. A lifecycle run step; returns 0
-        (it removes no records: renewals are audited as `subscription.renewed`)."""
+        """Renew (or recreate) subscriptions expiring soon. A lifecycle run step; returns how
+        many were renewed (each is audited as `subscription.renewed`)."""
         within = timedelta(hours=self._settings.SUBSCRIPTION_RENEW_WITHIN_HOURS)
+        renewed = 0
         for s in await self._store.expiring_before(now + within):
             connection = await self._connection_store.get(s.connection_id)
             if connection is None:
@@ -497,7 +498,9 @@ class NotificationService:
                 self._emit(
                     "subscription.renewed", Outcome.FAILURE, cid, connection, reason="renew_failed"
                 )
-        return 0
+            else:
+                renewed += 1
+        return renewed
 
     def _emit(
         self,
