@@ -22,9 +22,11 @@ lint: bootstrap
 typecheck: bootstrap
 	@$(VENV)/bin/mypy shared function_app.py
 
-# Cold start and the read path's request overhead (quick). The heavier ones follow.
+# Cold start (import ratio against azure.functions + pydantic, then the first request that
+# builds the container) and the read path's request overhead (quick). The heavier ones follow.
 bench: bootstrap
 	@$(PY) benchmarks/cold_start.py
+	@$(PY) benchmarks/first_request.py
 	@$(PY) benchmarks/request_overhead.py
 
 # The token lifecycle's refresh job: 10,000 due connections at sandbox latency 20 ms

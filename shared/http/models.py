@@ -10,7 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 class ApiModel(BaseModel):
     """Base of request and response bodies: camelCase on the wire, unknown fields refused."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    # defer_build: a model's validator is built when first used, not at import (cold start:
+    # a worker pays for the models its requests use, not for every model of the API).
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, defer_build=True)
 
 
 class ProblemItem(ApiModel):

@@ -125,9 +125,9 @@ def unit_of(module: str) -> tuple[int, str]:
     best: tuple[int, str] | None = None
     for index, (_, units) in enumerate(LAYERS):
         for unit in units:
-            if module == unit or module.startswith(unit + "."):
-                if best is None or len(unit) > len(best[1]):
-                    best = (index, unit)
+            matches = module == unit or module.startswith(unit + ".")
+            if matches and (best is None or len(unit) > len(best[1])):
+                best = (index, unit)
     assert best is not None, f"{module} is in no layer: add it to LAYERS and the docs"
     return best
 
