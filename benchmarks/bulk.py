@@ -5,7 +5,8 @@ sandbox's request log) and wall time, each path on a fresh set of 500 unread mes
 
 In-process: the services the HTTP handlers call (authorization, token cache, Graph client
 policies, audit), without the dev host's HTTP hop. Run with `make bench-write` (or
-`python benchmarks/bulk.py`). Targets (issue 7): ≥ 10x fewer requests, ≥ 5x faster.
+`python benchmarks/bulk.py`). Targets (docs/testing-and-performance.md): ≥ 10x fewer
+requests, ≥ 5x faster.
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ RSS is read from /proc (VmHWM, reset through /proc/self/clear_refs just before t
 so only this request's growth is measured. Reported twice: from the moment the body is in
 memory (what the handler adds), and from before it arrived (the body included).
 
-Run with `make bench-write` (or `python benchmarks/send_memory.py`). Target (issue 7):
-growth ≤ 3x the attachment size.
+Run with `make bench-write` (or `python benchmarks/send_memory.py`). Target
+(docs/testing-and-performance.md): growth ≤ 3x the attachment size.
 """
 
 from __future__ import annotations

@@ -1,2 +1,2 @@
-"""Change notifications: Graph subscriptions per caller webhook, signed deliveries (issue #10,
-docs/triggers.md)."""
+"""Change notifications: Graph subscriptions per caller webhook, signed deliveries
+(docs/triggers.md)."""

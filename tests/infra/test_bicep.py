@@ -1,4 +1,4 @@
-"""The Bicep templates parse, and hold the security properties issue #9 asks for."""
+"""The Bicep templates parse, and hold the security properties a tenant install needs."""
 
 from __future__ import annotations
 

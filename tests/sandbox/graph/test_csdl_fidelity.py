@@ -260,7 +260,7 @@ def test_emitted_properties_exist_in_the_csdl_with_compatible_types(
     for type_name, obj in _responses(sandbox, alice, bob):
         seen |= check_object(csdl, type_name, obj, type_name)
 
-    # The check covered the types the issue lists, not just a handful of fields.
+    # The check covered the mail types the app uses, not just a handful of fields.
     for expected in (
         "message.flag",
         "message.from",
