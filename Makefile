@@ -20,7 +20,7 @@ lint: bootstrap
 	@$(VENV)/bin/ruff format --check .
 
 typecheck: bootstrap
-	@$(VENV)/bin/mypy shared function_app.py
+	@$(VENV)/bin/mypy shared function_app.py sandbox devhost scripts
 
 # Cold start (import ratio against azure.functions + pydantic, then the first request that
 # builds the container) and the read path's request overhead (quick). The heavier ones follow.
