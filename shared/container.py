@@ -13,18 +13,18 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from shared.audit import AuditSink, build_audit_sink
-from shared.auth.caller import CallerAuthenticator
 from shared.config import Settings, load_settings
-from shared.crypto.keys import KeyProvider, build_key_provider
-from shared.health.service import HealthService, Probe
 
 if TYPE_CHECKING:
+    from shared.audit import AuditSink
+    from shared.auth.caller import CallerAuthenticator
     from shared.connections.scheduler import DueScheduler
     from shared.connections.service import ConnectionService
     from shared.connections.tokens import TokenService
     from shared.crypto.keyring import KeyRingCache
+    from shared.crypto.keys import KeyProvider
     from shared.graph.client import GraphClient
+    from shared.health.service import HealthService, Probe
     from shared.lifecycle.service import LifecycleService
     from shared.mail.service import MailReader
     from shared.mail.writer import MailWriter
@@ -64,13 +64,16 @@ class Container:
         graph: GraphClient | None = None,
     ) -> Container:
         # Imported here, not at module level: `import function_app` stays cheap.
+        from shared.audit import build_audit_sink
         from shared.auth.tokens import JwtCallerAuthenticator
         from shared.connections.scheduler import DueScheduler
         from shared.connections.service import ConnectionService
         from shared.connections.tokens import TokenService
         from shared.crypto.keyring import KeyRingCache
+        from shared.crypto.keys import build_key_provider
         from shared.graph import cursor_codec_from_settings
         from shared.graph.client import GraphClient
+        from shared.health.service import HealthService
         from shared.identity.msal_client import MsalClient
         from shared.lifecycle.maintenance import MaintenanceStep
         from shared.lifecycle.wiring import build_lifecycle
