@@ -17,16 +17,13 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.cold_start import cpu_model  # noqa: E402
-from tests.support.app import app_settings  # noqa: E402
-from tests.support.azurite import start_azurite  # noqa: E402
-from tests.support.sandbox import start_sandbox  # noqa: E402
+from benchmarks.servers import local_servers  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "7"))
 
@@ -69,16 +66,10 @@ def one_run(env: dict[str, str]) -> dict[str, float]:
 
 
 def main() -> None:
-    work = Path(tempfile.mkdtemp(prefix="bench-first-request-"))
-    sandbox = start_sandbox(work)
-    azurite = start_azurite(work)
-    try:
-        env = {**os.environ, **app_settings(sandbox, azurite, work)}
+    with local_servers("bench-first-request-") as servers:
+        env = {**os.environ, **servers.settings}
         one_run(env)  # warm the file-system cache, create the tables and local keys
         samples = [one_run(env) for _ in range(RUNS)]
-    finally:
-        azurite.stop()
-        sandbox.stop()
     print(
         f"machine: {cpu_model()}, {os.cpu_count()} cores (nproc), "
         f"Python {platform.python_version()}"
