@@ -90,7 +90,7 @@ def route(ctx: SandboxContext, request: GraphRequest, target: Target) -> GraphRe
         _only(method, "POST")
         return messages.send_mail(call)
     if head == "messages":
-        return route_messages(call, rest[1:], None)
+        return route_messages(call, rest[1:])
     if head == "mailfolders":
         return route_folders(call, rest[1:])
     raise errors.unknown_segment(rest[0])
@@ -152,11 +152,11 @@ def route_folders(call: Call, rest: list[str]) -> GraphResponse:
         if len(tail) == 2 and _segment(tail[1]) == "delta":
             _only(method, "GET")
             return delta.delta(call, folder)
-        return route_messages(call, tail[1:], folder)
+        return route_messages(call, tail[1:])
     raise errors.unknown_segment(tail[0])
 
 
-def route_messages(call: Call, rest: list[str], folder: object) -> GraphResponse:
+def route_messages(call: Call, rest: list[str]) -> GraphResponse:
     method = call.request.method
     if not rest:
         return _by_method(
