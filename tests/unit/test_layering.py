@@ -13,6 +13,7 @@ remove the entry when that work lands. Nothing else is exempt.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -22,7 +23,8 @@ from tests.support.processes import ROOT
 
 # Top to bottom; a unit is a package or module prefix. The most specific prefix wins, so
 # `shared.connections.models` sits in the domain layer while the rest of
-# `shared.connections` is a service. Kept identical to docs/architecture.md ("Layers").
+# `shared.connections` is a service. The same table is in docs/architecture.md ("Layers"),
+# checked below.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("composition root", ("shared.container", "shared.admin")),
     ("entry points", ("shared.http", "shared.functions")),
@@ -206,3 +208,17 @@ def test_no_unit_depends_on_itself_through_another() -> None:
         if importer != imported:
             edges.setdefault(importer, set()).add(imported)
     assert cycles(edges) == []
+
+
+def test_the_table_in_the_architecture_doc_is_this_one() -> None:
+    doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    section = doc.split("## Layers", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "`" in line]
+    documented = tuple(
+        (
+            cells[0].strip(),
+            tuple(u for u in re.findall(r"`([^`]+)`", cells[1]) if u.startswith("shared")),
+        )
+        for cells in (row.strip("|").split("|") for row in rows)
+    )
+    assert documented == LAYERS
