@@ -1,7 +1,8 @@
 """Composition root: the FunctionApp and its blueprints. No business logic lives here.
 
 Settings are validated at import (start-up), so a bad setting stops the worker with a
-message naming it; the object graph is built on first use (shared/container.py).
+message naming it; the object graph is built on first use (shared/container.py). What the
+blueprints need is handed to them here: the container's resolver and the request limits.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import azure.functions as func
 
 from shared.config import load_settings
+from shared.container import get_container
 from shared.functions import lifecycle, notifications
 from shared.http import (
     auth,
@@ -25,8 +27,7 @@ from shared.http import (
 )
 from shared.http import notifications as notification_routes
 from shared.http import subscriptions as subscription_routes
-from shared.http.api import ApiBlueprint
-from shared.http.openapi import build_openapi
+from shared.http.api import ApiBlueprint, RequestLimits
 from shared.log_levels import quiet_transport_loggers
 
 settings = load_settings()
@@ -34,7 +35,7 @@ settings = load_settings()
 # httpx and the Azure SDK log every request's full URL at INFO; ours carry secrets.
 quiet_transport_loggers()
 
-API_BLUEPRINTS: list[ApiBlueprint] = [
+AREAS: list[ApiBlueprint] = [
     system.api,
     me.api,
     auth.api,
@@ -49,16 +50,21 @@ API_BLUEPRINTS: list[ApiBlueprint] = [
     portal.api,
     options.api,
 ]
+# Every HTTP operation, the API's own description (/openapi.json) included.
+API_BLUEPRINTS: list[ApiBlueprint] = [*AREAS, system.described(AREAS)]
+
+REQUEST_LIMITS = RequestLimits(
+    max_body_bytes=settings.MAX_REQUEST_BODY_BYTES,
+    problem_type_base=str(settings.PROBLEM_TYPE_BASE_URL),
+)
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 for area in API_BLUEPRINTS:
-    app.register_functions(area.build(function_keys_on_api=settings.API_FUNCTION_KEYS))
+    app.register_functions(
+        area.build(get_container, REQUEST_LIMITS, function_keys_on_api=settings.API_FUNCTION_KEYS)
+    )
 
 # Non-HTTP triggers: the token lifecycle timer and its queue workers.
-app.register_functions(lifecycle.bp)
+app.register_functions(lifecycle.blueprint(get_container))
 # Change notifications: the delivery worker behind /api/notifications/graph.
-app.register_functions(notifications.bp)
-
-system.publish_openapi(
-    lambda: build_openapi(op for area in API_BLUEPRINTS for op in area.operations)
-)
+app.register_functions(notifications.blueprint(get_container))

@@ -5,7 +5,8 @@ sandbox's request log) and wall time, each path on a fresh set of 500 unread mes
 
 In-process: the services the HTTP handlers call (authorization, token cache, Graph client
 policies, audit), without the dev host's HTTP hop. Run with `make bench-write` (or
-`python benchmarks/bulk.py`). Targets (issue 7): ≥ 10x fewer requests, ≥ 5x faster.
+`python benchmarks/bulk.py`). Targets (docs/testing-and-performance.md): ≥ 10x fewer
+requests, ≥ 5x faster.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -26,10 +26,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support.app import app_settings  # noqa: E402
-from tests.support.azurite import start_azurite  # noqa: E402
-from tests.support.processes import free_port  # noqa: E402
-from tests.support.sandbox import SandboxServer, start_sandbox  # noqa: E402
+from benchmarks.servers import local_servers  # noqa: E402
+from tests.support.sandbox import SandboxServer  # noqa: E402
 
 ALICE = "alice@contoso.test"
 COUNT = int(os.environ.get("BENCH_BULK_COUNT", "500"))
@@ -38,18 +36,9 @@ RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 
 
 async def main() -> None:
-    work = Path(tempfile.mkdtemp(prefix="bench-bulk-"))
-    app_port = free_port()
-    sandbox = start_sandbox(
-        work, {"SANDBOX_REDIRECT_URIS": f"http://127.0.0.1:{app_port}/api/auth/callback"}
-    )
-    azurite = start_azurite(work)
-    try:
-        os.environ.update(app_settings(sandbox, azurite, work, app_port))
-        await run(sandbox)
-    finally:
-        azurite.stop()
-        sandbox.stop()
+    with local_servers("bench-bulk-") as servers:
+        os.environ.update(servers.settings)
+        await run(servers.sandbox)
 
 
 async def connect(sandbox: SandboxServer) -> tuple[Any, str, Any]:

@@ -110,6 +110,8 @@ async def seed(count: int) -> list[str]:
                 last_refreshed_at=basis,
                 home_account_id=template.home_account_id,
             )
+            # Armed as a sign-in arms it (the scheduler writes its hint first).
+            connection = await container.scheduler.arm(connection, cache, basis)
             await store.save(connection, cache)
             made.append(connection.id)
             if len(made) % 250 == 0 or len(made) == count:
@@ -154,7 +156,7 @@ async def measure(
     from shared.audit import MemoryAuditSink
     from shared.config import load_settings
     from shared.container import Container
-    from shared.lifecycle.wiring import queue_connection_string
+    from shared.store.queue import queue_connection_string
 
     settings = load_settings()
     audit = MemoryAuditSink()

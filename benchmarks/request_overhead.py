@@ -18,7 +18,6 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
@@ -29,32 +28,21 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.servers import local_servers  # noqa: E402
 from tests.sandbox.graph.support import user_token  # noqa: E402
-from tests.support.app import app_settings, start_app  # noqa: E402
-from tests.support.azurite import start_azurite  # noqa: E402
+from tests.support.app import start_app  # noqa: E402
 from tests.support.processes import free_port  # noqa: E402
-from tests.support.sandbox import start_sandbox  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "40"))
 ALICE = "alice@contoso.test"
 
 
 async def main() -> None:
-    work = Path(tempfile.mkdtemp(prefix="bench-overhead-"))
-    app_port = free_port()
-    sandbox = start_sandbox(
-        work, {"SANDBOX_REDIRECT_URIS": f"http://127.0.0.1:{app_port}/api/auth/callback"}
-    )
-    azurite = start_azurite(work)
-    try:
-        settings = app_settings(sandbox, azurite, work, app_port)
-        os.environ.update(settings)
-        with sandbox.client() as control:
+    with local_servers("bench-overhead-") as servers:
+        os.environ.update(servers.settings)
+        with servers.sandbox.client() as control:
             control.post(f"/_sandbox/users/{ALICE}/messages", json={"count": 50}).raise_for_status()
-        await run(sandbox, settings, work, app_port)
-    finally:
-        azurite.stop()
-        sandbox.stop()
+        await run(servers.sandbox, servers.settings, servers.work, servers.app_port)
 
 
 async def run(sandbox, settings, work: Path, app_port: int) -> None:  # type: ignore[no-untyped-def]

@@ -6,8 +6,8 @@ RSS is read from /proc (VmHWM, reset through /proc/self/clear_refs just before t
 so only this request's growth is measured. Reported twice: from the moment the body is in
 memory (what the handler adds), and from before it arrived (the body included).
 
-Run with `make bench-write` (or `python benchmarks/send_memory.py`). Target (issue 7):
-growth ≤ 3x the attachment size.
+Run with `make bench-write` (or `python benchmarks/send_memory.py`). Target
+(docs/testing-and-performance.md): growth ≤ 3x the attachment size.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 from pathlib import Path
 
 import azure.functions as func
@@ -31,10 +30,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bulk import connect  # noqa: E402
 
-from tests.support.app import app_settings  # noqa: E402
-from tests.support.azurite import start_azurite  # noqa: E402
-from tests.support.processes import free_port  # noqa: E402
-from tests.support.sandbox import SandboxServer, start_sandbox  # noqa: E402
+from benchmarks.servers import local_servers  # noqa: E402
+from tests.support.sandbox import SandboxServer  # noqa: E402
 
 ALICE = "alice@contoso.test"
 BOB = "bob@contoso.test"
@@ -54,20 +51,11 @@ def reset_peak() -> None:
 
 
 async def main() -> None:
-    work = Path(tempfile.mkdtemp(prefix="bench-send-"))
-    app_port = free_port()
-    sandbox = start_sandbox(
-        work, {"SANDBOX_REDIRECT_URIS": f"http://127.0.0.1:{app_port}/api/auth/callback"}
-    )
-    azurite = start_azurite(work)
-    try:
-        os.environ.update(app_settings(sandbox, azurite, work, app_port))
-        body_file = work / "body.json"
+    with local_servers("bench-send-") as servers:
+        os.environ.update(servers.settings)
+        body_file = servers.work / "body.json"
         digest = write_body(body_file)
-        await run(sandbox, body_file, digest)
-    finally:
-        azurite.stop()
-        sandbox.stop()
+        await run(servers.sandbox, body_file, digest)
 
 
 def write_body(path: Path) -> str:

@@ -31,6 +31,7 @@ class SandboxContext:
     @classmethod
     def create(cls, settings: SandboxSettings) -> SandboxContext:
         from sandbox.controls import Controls
+        from sandbox.graph.seed import seed_default
         from sandbox.graph.store import MailStore
         from sandbox.identity.state import IdentityState
 
@@ -39,7 +40,7 @@ class SandboxContext:
             settings=settings,
             directory=directory,
             identity=IdentityState(settings),
-            mail=MailStore(settings),
+            mail=MailStore(settings, seed=seed_default),
             controls=Controls(),
         )
         ctx.mail.reset(directory)

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,7 +47,9 @@ def port_in_use(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def wait_for(check, what: str, timeout: float, procs: list[subprocess.Popen[bytes]]) -> None:
+def wait_for(
+    check: Callable[[], bool], what: str, timeout: float, procs: list[subprocess.Popen[bytes]]
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for proc in procs:
@@ -152,7 +155,8 @@ def main() -> None:
     while True:
         for proc in procs:
             if proc.poll() is not None:
-                print(f"run: a process exited ({proc.args[0]}); stopping everything", flush=True)
+                name = proc.args[0] if isinstance(proc.args, list) else proc.args
+                print(f"run: a process exited ({name!s}); stopping everything", flush=True)
                 stop()
         time.sleep(0.5)
 

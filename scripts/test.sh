@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "== ruff"
 .venv/bin/ruff check .
-echo "== mypy (shared/, function_app.py)"
-.venv/bin/mypy shared function_app.py
+echo "== mypy (shared/, function_app.py, sandbox/, devhost/, scripts/)"
+.venv/bin/mypy shared function_app.py sandbox devhost scripts
 echo "== pytest"
 exec .venv/bin/python -m pytest "$@"

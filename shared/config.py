@@ -164,8 +164,8 @@ class Settings(BaseModel):
     GRAPH_MAX_RETRY_AFTER_SECONDS: float = Field(default=30.0, gt=0, le=120)
     GRAPH_MAX_CONCURRENCY_PER_MAILBOX: int = Field(default=4, ge=1, le=16)
 
-    # Writing mail (docs/api.md "Mail"): limits checked before any Graph call, and how long an
-    # Idempotency-Key remembers its first response. Exchange Online's default message size
+    # Writing mail (docs/api.md "Writing mail"): limits checked before any Graph call, and how
+    # long an Idempotency-Key remembers its first response. Exchange Online's default message size
     # limit is 35 MB; Graph's upload sessions take at most 150 MB per attachment.
     MAX_MESSAGE_BYTES: int = Field(default=35 * 1024 * 1024, gt=0, le=150 * 1024 * 1024)
     MAX_RECIPIENTS: int = Field(default=500, ge=1, le=1000)

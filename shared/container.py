@@ -7,26 +7,25 @@ keeps it for the life of the worker. Tests build their own with `Container.build
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from shared.audit import AuditSink, build_audit_sink
-from shared.auth.caller import CallerAuthenticator
 from shared.config import Settings, load_settings
-from shared.crypto.keys import KeyProvider, build_key_provider
-from shared.health.service import HealthService, Probe
-from shared.http.api import RequestLimits, configure_requests
 
 if TYPE_CHECKING:
+    from shared.audit import AuditSink
+    from shared.auth.caller import CallerAuthenticator
     from shared.connections.mailbox import Mailboxes
+    from shared.connections.scheduler import DueScheduler
     from shared.connections.service import ConnectionService
     from shared.connections.tokens import TokenService
     from shared.crypto.keyring import KeyRingCache
+    from shared.crypto.keys import KeyProvider
     from shared.graph.client import GraphClient
+    from shared.health.service import HealthService, Probe
     from shared.lifecycle.service import LifecycleService
     from shared.mail.service import MailReader
     from shared.mail.writer import MailWriter
@@ -45,6 +44,7 @@ class Container:
     callers: CallerAuthenticator
     key_ring: KeyRingCache
     connections: ConnectionService
+    scheduler: DueScheduler
     tokens: TokenService
     mailboxes: Mailboxes
     mail_reader: MailReader
@@ -70,22 +70,22 @@ class Container:
         graph: GraphClient | None = None,
     ) -> Container:
         # Imported here, not at module level: `import function_app` stays cheap.
+        from shared.audit import build_audit_sink
         from shared.auth.tokens import JwtCallerAuthenticator
         from shared.connections.mailbox import Mailboxes
+        from shared.connections.scheduler import DueScheduler
         from shared.connections.service import ConnectionService
         from shared.connections.signin import SignInSealer
         from shared.connections.tokens import TokenService
         from shared.crypto.keyring import KeyRingCache
+        from shared.crypto.keys import build_key_provider
         from shared.crypto.sealed_text import SealedValues
         from shared.graph import cursor_codec_from_settings
         from shared.graph.client import GraphClient
+        from shared.health.service import HealthService
         from shared.identity.msal_client import AppCredentialProbe, MsalClient
-        from shared.lifecycle.queue import StorageWorkQueue
-        from shared.lifecycle.wiring import (
-            build_lifecycle,
-            queue_account_url,
-            queue_connection_string,
-        )
+        from shared.lifecycle.maintenance import MaintenanceStep
+        from shared.lifecycle.wiring import build_lifecycle
         from shared.mail.service import MailReader
         from shared.mail.writer import build_mail_writer
         from shared.notifications.wiring import build_notifications
@@ -95,6 +95,7 @@ class Container:
         from shared.store.due import DueIndex
         from shared.store.options import OptionStore
         from shared.store.pending_flows import PendingFlowStore
+        from shared.store.queue import storage_queue
         from shared.store.table_set import TableSet
         from shared.store.tables import TableStorageProbe, build_table_service
 
@@ -115,25 +116,24 @@ class Container:
             else None,
             settings.AUDIT_LOG_PATH,
         )
-        due = DueIndex(tables, timedelta(days=settings.KEEPALIVE_IDLE_DAYS))
-        connection_store = ConnectionStore(tables, key_ring, due)
-        tokens = TokenService(settings, msal_client, connection_store, audit)
+        due = DueIndex(tables)
+        connection_store = ConnectionStore(tables, key_ring)
+        scheduler = DueScheduler(
+            due, timedelta(days=settings.KEEPALIVE_IDLE_DAYS), store=connection_store
+        )
+        tokens = TokenService(settings, msal_client, connection_store, audit, scheduler)
         flows = PendingFlowStore(tables, key_ring)
         signins = SignInSealer(key_ring, tables.name("signin"))
-        connections = ConnectionService(settings, msal_client, signins, connection_store, audit)
+        connections = ConnectionService(
+            settings, msal_client, signins, connection_store, audit, scheduler
+        )
         mailboxes = Mailboxes(connections, tokens, graph)
         mail_reader = MailReader(mailboxes, cursor_codec_from_settings(settings), audit)
         mail_writer, idempotency, close_writer = build_mail_writer(
             settings, graph, tables, key_ring, audit
         )
         closers.append(close_writer)
-        queue_connection = queue_connection_string(settings)
-        notification_queue = StorageWorkQueue(
-            queue_connection,
-            settings.NOTIFICATIONS_QUEUE,
-            settings.STORAGE_TIMEOUT_SECONDS,
-            account_url=None if queue_connection else queue_account_url(settings, os.environ),
-        )
+        notification_queue = storage_queue(settings, settings.NOTIFICATIONS_QUEUE)
         notifications = build_notifications(
             settings,
             connections=connections,
@@ -151,13 +151,16 @@ class Container:
             tables=tables,
             table_service=table_service,
             due=due,
+            scheduler=scheduler,
             connections=connection_store,
             tokens=tokens,
-            flows=flows,
             key_ring=key_ring,
             audit=audit,
-            # Renewing Graph subscriptions rides on the same run (it purges nothing: 0).
-            purges=[idempotency.purge_expired, notifications.subscriptions.renew_due],
+            steps=[
+                MaintenanceStep("flows_purged", flows.purge_expired),
+                MaintenanceStep("idempotency_keys_purged", idempotency.purge_expired),
+                MaintenanceStep("subscriptions_renewed", notifications.subscriptions.renew_due),
+            ],
         )
         closers.append(work_queue.aclose)
         sealed = SealedValues(key_ring)  # browser-held values: portal cookies, option links
@@ -169,6 +172,7 @@ class Container:
             callers=callers or JwtCallerAuthenticator.from_settings(settings, audit),
             key_ring=key_ring,
             connections=connections,
+            scheduler=scheduler,
             tokens=tokens,
             mailboxes=mailboxes,
             mail_reader=mail_reader,
@@ -193,29 +197,19 @@ _container: Container | None = None
 _lock = threading.Lock()
 
 
-def _install(container: Container | None) -> None:
-    global _container
-    _container = container
-    if container is not None:
-        configure_requests(
-            RequestLimits(
-                max_body_bytes=container.settings.MAX_REQUEST_BODY_BYTES,
-                problem_type_base=str(container.settings.PROBLEM_TYPE_BASE_URL),
-            ),
-            container.callers,
-        )
-
-
 def use_container(container: Container | None) -> None:
     """Install (or, with None, drop) the worker's container."""
+    global _container
     with _lock:
-        _install(container)
+        _container = container
 
 
 def get_container() -> Container:
+    """The worker's container, built on first use. The composition root hands this resolver
+    to the blueprints (function_app.py); nothing below it calls it."""
+    global _container
     if _container is None:
         with _lock:
             if _container is None:
-                _install(Container.build(load_settings()))
-    assert _container is not None
+                _container = Container.build(load_settings())
     return _container

@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from sandbox.graph import errors
 from sandbox.graph.errors import GraphError, error_body
-from sandbox.graph.pipeline import GraphRequest, GraphResponse
+from sandbox.graph.pipeline import GraphRequest, GraphResponse, error_response
 
 if TYPE_CHECKING:
     from sandbox.context import SandboxContext
@@ -111,8 +111,6 @@ def run_batch(ctx: SandboxContext, outer: GraphRequest, execute: Executor) -> Gr
 def _run_one(
     ctx: SandboxContext, outer: GraphRequest, item: dict[str, Any], execute: Executor
 ) -> GraphResponse:
-    from sandbox.graph.routes import error_response
-
     url: str = item["url"]
     parts = urlsplit(url)
     headers = {str(k).lower(): str(v) for k, v in (item.get("headers") or {}).items()}

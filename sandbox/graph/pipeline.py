@@ -173,3 +173,18 @@ def authorize(ctx: SandboxContext, principal: Principal, mailbox_user: User, nee
 
 def throttle_key(principal: Principal, mailbox: Mailbox) -> tuple[str, str]:
     return (principal.app_id, mailbox.upn)
+
+
+def error_response(
+    ctx: SandboxContext, failure: GraphError, request_id: str, client_request_id: str
+) -> GraphResponse:
+    """Graph's error body for `failure`, dated by the sandbox clock (HTTP and `$batch` alike)."""
+    date = ctx.controls.now().strftime("%Y-%m-%dT%H:%M:%S")
+    body = errors.error_body(
+        failure.code,
+        failure.message,
+        date=date,
+        request_id=request_id,
+        client_request_id=client_request_id,
+    )
+    return GraphResponse(failure.status, body, headers=dict(failure.headers))

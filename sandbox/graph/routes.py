@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
@@ -23,12 +24,13 @@ from sandbox.graph import (
     subscriptions,
 )
 from sandbox.graph.calls import Call
-from sandbox.graph.errors import GraphError, error_body
+from sandbox.graph.errors import GraphError
 from sandbox.graph.pipeline import (
     MAX_JSON_BODY,
     GraphRequest,
     GraphResponse,
     Target,
+    error_response,
     resolve_target,
     split_path,
     throttle_key,
@@ -98,7 +100,7 @@ def route(ctx: SandboxContext, request: GraphRequest, target: Target) -> GraphRe
         _only(method, "POST")
         return messages.send_mail(call)
     if head == "messages":
-        return route_messages(call, rest[1:], None)
+        return route_messages(call, rest[1:])
     if head == "mailfolders":
         return route_folders(call, rest[1:])
     if head == "getmailtips" and len(rest) == 1:
@@ -125,59 +127,81 @@ def _only(method: str, *allowed: str) -> None:
         raise errors.method_not_allowed()
 
 
+def _by_method(method: str, handlers: dict[str, Callable[[], GraphResponse]]) -> GraphResponse:
+    """The handler for `method` on one path (405 for a method the path does not take)."""
+    _only(method, *handlers)
+    return handlers[method]()
+
+
 def route_folders(call: Call, rest: list[str]) -> GraphResponse:
     method = call.request.method
     if not rest:
-        _only(method, "GET", "POST")
-        if method == "GET":
-            return folders.list_folders(call, None)
-        return folders.create_folder(call, None)
+        return _by_method(
+            method,
+            {
+                "GET": lambda: folders.list_folders(call, None),
+                "POST": lambda: folders.create_folder(call, None),
+            },
+        )
     folder_ref, tail = rest[0], rest[1:]
     if not tail:
-        _only(method, "GET", "PATCH", "DELETE")
-        if method == "GET":
-            return folders.get_folder(call, folder_ref)
-        if method == "PATCH":
-            return folders.update_folder(call, folder_ref)
-        return folders.delete_folder(call, folder_ref)
+        return _by_method(
+            method,
+            {
+                "GET": lambda: folders.get_folder(call, folder_ref),
+                "PATCH": lambda: folders.update_folder(call, folder_ref),
+                "DELETE": lambda: folders.delete_folder(call, folder_ref),
+            },
+        )
     call.authorize("read")
     folder = call.folder(folder_ref)
     head = _segment(tail[0])
     if head == "childfolders":
         if len(tail) == 1:
-            _only(method, "GET", "POST")
-            if method == "GET":
-                return folders.list_folders(call, folder)
-            return folders.create_folder(call, folder)
+            return _by_method(
+                method,
+                {
+                    "GET": lambda: folders.list_folders(call, folder),
+                    "POST": lambda: folders.create_folder(call, folder),
+                },
+            )
         return route_folders(call, tail[1:])
     if head == "messages":
         if len(tail) == 1:
-            _only(method, "GET", "POST")
-            if method == "GET":
-                return messages.list_messages(call, folder)
-            return messages.create_draft(call, folder)
+            return _by_method(
+                method,
+                {
+                    "GET": lambda: messages.list_messages(call, folder),
+                    "POST": lambda: messages.create_draft(call, folder),
+                },
+            )
         if len(tail) == 2 and _segment(tail[1]) == "delta":
             _only(method, "GET")
             return delta.delta(call, folder)
-        return route_messages(call, tail[1:], folder)
+        return route_messages(call, tail[1:])
     raise errors.unknown_segment(tail[0])
 
 
-def route_messages(call: Call, rest: list[str], folder: object) -> GraphResponse:
+def route_messages(call: Call, rest: list[str]) -> GraphResponse:
     method = call.request.method
     if not rest:
-        _only(method, "GET", "POST")
-        if method == "GET":
-            return messages.list_messages(call, None)
-        return messages.create_draft(call, None)
+        return _by_method(
+            method,
+            {
+                "GET": lambda: messages.list_messages(call, None),
+                "POST": lambda: messages.create_draft(call, None),
+            },
+        )
     ref, tail = rest[0], rest[1:]
     if not tail:
-        _only(method, "GET", "PATCH", "DELETE")
-        if method == "GET":
-            return messages.get_message(call, ref)
-        if method == "PATCH":
-            return messages.update_message(call, ref)
-        return messages.delete_message(call, ref)
+        return _by_method(
+            method,
+            {
+                "GET": lambda: messages.get_message(call, ref),
+                "PATCH": lambda: messages.update_message(call, ref),
+                "DELETE": lambda: messages.delete_message(call, ref),
+            },
+        )
     head = _segment(tail[0])
     if head == "$value" and len(tail) == 1:
         _only(method, "GET")
@@ -196,20 +220,26 @@ def route_messages(call: Call, rest: list[str], folder: object) -> GraphResponse
         return messages.respond(call, ref, action)
     if head == "attachments":
         if len(tail) == 1:
-            _only(method, "GET", "POST")
-            if method == "GET":
-                return attachments.list_attachments(call, ref)
-            return attachments.add_attachment(call, ref)
+            return _by_method(
+                method,
+                {
+                    "GET": lambda: attachments.list_attachments(call, ref),
+                    "POST": lambda: attachments.add_attachment(call, ref),
+                },
+            )
         sub = _segment(tail[1])
         if sub == "createuploadsession" and len(tail) == 2:
             _only(method, "POST")
             return attachments.create_upload_session(call, ref)
         attachment_ref = tail[1]
         if len(tail) == 2:
-            _only(method, "GET", "DELETE")
-            if method == "GET":
-                return attachments.get_attachment(call, ref, attachment_ref)
-            return attachments.delete_attachment(call, ref, attachment_ref)
+            return _by_method(
+                method,
+                {
+                    "GET": lambda: attachments.get_attachment(call, ref, attachment_ref),
+                    "DELETE": lambda: attachments.delete_attachment(call, ref, attachment_ref),
+                },
+            )
         if len(tail) == 3 and _segment(tail[2]) == "$value":
             _only(method, "GET")
             return attachments.attachment_value(call, ref, attachment_ref)
@@ -331,20 +361,6 @@ def _headers(http: Request) -> dict[str, str]:
         key = name.lower()
         out[key] = f"{out[key]}, {value}" if key in out else value
     return out
-
-
-def error_response(
-    ctx: SandboxContext, failure: GraphError, request_id: str, client_request_id: str
-) -> GraphResponse:
-    date = ctx.controls.now().strftime("%Y-%m-%dT%H:%M:%S")
-    body = error_body(
-        failure.code,
-        failure.message,
-        date=date,
-        request_id=request_id,
-        client_request_id=client_request_id,
-    )
-    return GraphResponse(failure.status, body, headers=dict(failure.headers))
 
 
 def render(

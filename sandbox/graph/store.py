@@ -211,8 +211,13 @@ class Mailbox:
 class MailStore:
     """All mailboxes of the sandbox tenant; `reset` restores the default seed."""
 
-    def __init__(self, settings: SandboxSettings) -> None:
+    def __init__(
+        self, settings: SandboxSettings, seed: Callable[[MailStore], None] = lambda store: None
+    ) -> None:
         self.settings = settings
+        # What `reset` fills the mailboxes with (sandbox/graph/seed.py, given by the context):
+        # the seed builds on this module, so it is handed in rather than imported.
+        self._seed = seed
         self.mailboxes: dict[str, Mailbox] = {}
         self.upload_sessions: dict[str, UploadSession] = {}
         self.seq = 0
@@ -228,8 +233,6 @@ class MailStore:
 
     # Lifecycle ---------------------------------------------------------------------------
     def reset(self, directory: Directory) -> None:
-        from sandbox.graph.seed import seed_default
-
         self.mailboxes = {}
         self.upload_sessions = {}
         self.subscriptions = {}
@@ -238,7 +241,7 @@ class MailStore:
         self.limiter = MailboxLimiter(self.settings, lambda: self.clock())
         for user in directory.users.values():
             self.ensure_mailbox(user)
-        seed_default(self)
+        self._seed(self)
 
     def ensure_mailbox(self, user: User) -> Mailbox:
         """The user's mailbox with Exchange's well-known folders, created on first use."""

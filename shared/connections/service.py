@@ -22,7 +22,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from shared.audit import AuditEvent, AuditSink, Outcome
 from shared.audit.budget import AuditBudget
@@ -30,6 +30,7 @@ from shared.auth.caller import Caller
 from shared.auth.policy import authorize_connection, lists_all_connections
 from shared.config import Settings
 from shared.connections.models import Connection, ConnectionStatus
+from shared.connections.scheduler import DueScheduler
 from shared.connections.signin import FlowRejected, SignInSealer, SignInTooLarge
 from shared.errors import ConnectionNotFound, SignInFailed, ValidationFailed
 from shared.graph.challenge import decode_claims
@@ -68,11 +69,14 @@ class ConnectionService:
         signins: SignInSealer,
         store: ConnectionStore,
         audit: AuditSink,
+        scheduler: DueScheduler | None = None,
         clock: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
         anonymous_audit: AuditSink | None = None,
     ) -> None:
         self._settings = settings
+        # Arms each new grant for the lifecycle timer (none: nothing is armed).
+        self._scheduler = scheduler or DueScheduler(None, timedelta(0))
         self._monotonic = monotonic
         # Connection records read in the last few seconds, per worker: the hot path then makes
         # no Table read. Owner and mailbox never change for an id; a status change made
@@ -204,7 +208,10 @@ class ConnectionService:
             last_refreshed_at=now,
             home_account_id=result.home_account_id,
         )
-        await self._store.save(connection, cache.serialize().encode())
+        serialized = cache.serialize().encode()
+        # A new grant, armed afresh: whatever hint the row had before was for the old one.
+        connection = await self._scheduler.arm(connection, serialized, now)
+        await self._store.save(connection, serialized)
         self._recent.pop(connection.id, None)
         return Connected(connection, pending.return_to)
 

@@ -24,7 +24,7 @@ import logging
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 from urllib.parse import urlencode, urljoin
@@ -37,6 +37,8 @@ from msal.exceptions import MsalServiceError
 from shared.audit import AuditEvent, AuditSink, Outcome
 from shared.config import Settings
 from shared.connections.models import Connection, ConnectionStatus
+from shared.connections.schedule import ACCESS_EARLY, WARM_WINDOW, Due, DueKind
+from shared.connections.scheduler import DueScheduler
 from shared.errors import (
     ConnectionNotFound,
     IdentityUnavailable,
@@ -46,7 +48,6 @@ from shared.errors import (
 from shared.graph.challenge import encode_claims
 from shared.identity.credentials import AppCredentialError
 from shared.identity.msal_client import MsalClient
-from shared.lifecycle.planning import ACCESS_EARLY, WARM_WINDOW, Due, DueKind
 from shared.store.connections import ConnectionStore, SealedCache
 
 logger = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ class TokenService:
         msal_client: MsalClient,
         store: ConnectionStore,
         audit: AuditSink,
+        scheduler: DueScheduler | None = None,
         ttl_seconds: float = 300,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -95,6 +97,8 @@ class TokenService:
         self._msal = msal_client
         self._store = store
         self._audit = audit
+        # Keeps every written cache armed for the lifecycle timer (none: nothing is armed).
+        self._scheduler = scheduler or DueScheduler(None, timedelta(0))
         self._ttl = ttl_seconds
         self._clock = clock
         self._now = wall_clock
@@ -190,7 +194,10 @@ class TokenService:
         stored = False
         if silent.cache is not None:
             try:
-                await self._store.replace_cache(sealed, silent.cache, self._now(), armed)
+                now = self._now()
+                refreshed = replace(sealed.connection, last_refreshed_at=now)
+                refreshed = await self._scheduler.arm(refreshed, silent.cache, now, armed)
+                await self._store.replace_cache(sealed, refreshed, silent.cache)
                 stored = True
             except ResourceModifiedError:
                 logger.info("token cache of %s was updated elsewhere; kept theirs", connection.id)
@@ -223,7 +230,8 @@ class TokenService:
         self._touched[connection.id] = mono
         access = Due(cached.expires_at - ACCESS_EARLY, DueKind.ACCESS)
         try:
-            await self._store.touch(connection, now, access)
+            pointer = await self._scheduler.sooner(connection, access)
+            await self._store.touch(connection, now, pointer)
         except StorageUnavailable:
             logger.info("could not record use of %s; it stays cold for now", connection.id)
             del self._touched[connection.id]

@@ -11,32 +11,34 @@ import logging
 
 import azure.functions as func
 
+from shared.audit import AuditEvent, Outcome
 from shared.functions.lifecycle import QUEUE_CONNECTION
+from shared.functions.services import TriggerResolver
 
 logger = logging.getLogger(__name__)
 
-bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
+def blueprint(resolve: TriggerResolver) -> func.Blueprint:
+    """The notification functions, reaching the notification service through `resolve`."""
+    bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
-@bp.function_name("notifications_deliver")
-@bp.queue_trigger(arg_name="msg", queue_name="%NOTIFICATIONS_QUEUE%", connection=QUEUE_CONNECTION)
-async def notifications_deliver(msg: func.QueueMessage) -> None:
-    from shared.container import get_container
-
-    # Delivery retries to the caller happen inside (bounded, audited); raising hands the
-    # message back to the host only when Graph or storage could not be reached.
-    await get_container().notifications.worker.work(msg.get_body().decode())
-
-
-@bp.function_name("notifications_poison")
-@bp.queue_trigger(
-    arg_name="msg", queue_name="%NOTIFICATIONS_QUEUE%-poison", connection=QUEUE_CONNECTION
-)
-async def notifications_poison(msg: func.QueueMessage) -> None:
-    from shared.audit import AuditEvent, Outcome
-    from shared.container import get_container
-
-    get_container().audit.emit(
-        AuditEvent("notification.poisoned", Outcome.FAILURE, reason="poison_queue")
+    @bp.function_name("notifications_deliver")
+    @bp.queue_trigger(
+        arg_name="msg", queue_name="%NOTIFICATIONS_QUEUE%", connection=QUEUE_CONNECTION
     )
-    logger.warning("a notification job kept failing and was set aside")
+    async def notifications_deliver(msg: func.QueueMessage) -> None:
+        # Delivery retries to the caller happen inside (bounded, audited); raising hands the
+        # message back to the host only when Graph or storage could not be reached.
+        await resolve().notifications.worker.work(msg.get_body().decode())
+
+    @bp.function_name("notifications_poison")
+    @bp.queue_trigger(
+        arg_name="msg", queue_name="%NOTIFICATIONS_QUEUE%-poison", connection=QUEUE_CONNECTION
+    )
+    async def notifications_poison(msg: func.QueueMessage) -> None:
+        resolve().audit.emit(
+            AuditEvent("notification.poisoned", Outcome.FAILURE, reason="poison_queue")
+        )
+        logger.warning("a notification job kept failing and was set aside")
+
+    return bp

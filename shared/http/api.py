@@ -2,9 +2,13 @@
 request plumbing every handler shares (correlation id, body and query parsing, errors).
 
 A handler is `async def handler(request: ApiRequest) -> func.HttpResponse`; it parses with
-`request.json(Model)` / `request.query(Model)`, calls one service method and returns
-`json_response(...)`. Any `ApiError` it raises is rendered by the one renderer; anything
-else becomes a 500 with nothing internal in it.
+`request.json(Model)` / `request.query(Model)`, calls one service method on
+`request.services` and returns `json_response(...)`. Any `ApiError` it raises is rendered by
+the one renderer; anything else becomes a 500 with nothing internal in it.
+
+The composition root hands every blueprint what requests need (`ApiBlueprint.build`): a
+resolver of the worker's services, called only when a handler first asks for them (so
+`/health` builds nothing), and the request limits from settings.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from shared.http.problems import (
     render_problem,
     render_unexpected,
 )
+from shared.http.services import Services
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -91,17 +96,14 @@ class RequestLimits:
     problem_type_base: str
 
 
-# Filled in by the container once settings are known (shared/container.py); the defaults
-# keep handlers usable in unit tests that build no container.
-_limits = RequestLimits(max_body_bytes=50 * 1024 * 1024, problem_type_base=DEFAULT_TYPE_BASE)
-_authenticator: CallerAuthenticator | None = None
+# What a request gets when the composition root passes no limits (unit tests of handlers).
+DEFAULT_LIMITS = RequestLimits(max_body_bytes=50 * 1024 * 1024, problem_type_base=DEFAULT_TYPE_BASE)
+
+ServicesResolver = Callable[[], Services]
 
 
-def configure_requests(
-    limits: RequestLimits, authenticator: CallerAuthenticator | None = None
-) -> None:
-    global _limits, _authenticator
-    _limits, _authenticator = limits, authenticator
+def _no_services() -> Services:
+    raise RuntimeError("this operation was dispatched without services (see ApiBlueprint.build)")
 
 
 @dataclass
@@ -110,8 +112,14 @@ class ApiRequest:
 
     raw: func.HttpRequest
     correlation_id: str
-    limits: RequestLimits = field(default_factory=lambda: _limits)
+    limits: RequestLimits = DEFAULT_LIMITS
     authenticated: Caller | None = None
+    resolve: ServicesResolver = field(default=_no_services, repr=False)
+
+    @property
+    def services(self) -> Services:
+        """The worker's services (built on the first request that needs them)."""
+        return self.resolve()
 
     @property
     def caller(self) -> Caller:
@@ -188,14 +196,20 @@ def json_response(
     )
 
 
-async def dispatch(operation: Operation, req: func.HttpRequest) -> func.HttpResponse:
+async def dispatch(
+    operation: Operation,
+    req: func.HttpRequest,
+    *,
+    resolve: ServicesResolver = _no_services,
+    limits: RequestLimits = DEFAULT_LIMITS,
+) -> func.HttpResponse:
     correlation_id = correlation_id_from(req.headers)
-    type_base = _limits.problem_type_base
+    type_base = limits.problem_type_base
     try:
-        request = ApiRequest(req, correlation_id)
+        request = ApiRequest(req, correlation_id, limits, resolve=resolve)
         if operation.security is Security.BEARER:
             # The one place callers are authenticated: no route can forget it.
-            authenticator = _authenticator or _worker_authenticator()
+            authenticator: CallerAuthenticator = request.services.callers
             request.authenticated = await authenticator.authenticate(
                 req.headers.get("authorization"), correlation_id=correlation_id
             )
@@ -206,14 +220,6 @@ async def dispatch(operation: Operation, req: func.HttpRequest) -> func.HttpResp
         response = render_unexpected(exc, correlation_id, type_base)
     response.headers[CORRELATION_HEADER] = correlation_id
     return response
-
-
-def _worker_authenticator() -> CallerAuthenticator:
-    """The worker's authenticator when no request has built the container yet (a bearer
-    route can be the first one called). Imported here: shared.container imports this module."""
-    from shared.container import get_container
-
-    return get_container().callers
 
 
 class ApiBlueprint:
@@ -263,9 +269,16 @@ class ApiBlueprint:
 
         return register
 
-    def build(self, function_keys_on_api: bool = False) -> func.Blueprint:
-        """The Functions blueprint. With `function_keys_on_api`, bearer-protected routes also
-        need a function key (layered on top of the token check, never instead of it)."""
+    def build(
+        self,
+        resolve: ServicesResolver,
+        limits: RequestLimits,
+        *,
+        function_keys_on_api: bool = False,
+    ) -> func.Blueprint:
+        """The Functions blueprint whose handlers reach `resolve()`'s services and honour
+        `limits`. With `function_keys_on_api`, bearer-protected routes also need a function
+        key (layered on top of the token check, never instead of it)."""
         blueprint = func.Blueprint()  # type: ignore[no-untyped-call]
         for operation in self.operations:
             level = operation.auth_level
@@ -274,16 +287,16 @@ class ApiBlueprint:
             blueprint.function_name(operation.operation_id)(
                 blueprint.route(
                     route=operation.route, methods=list(operation.methods), auth_level=level
-                )(_entry_point(operation))
+                )(_entry_point(operation, resolve, limits))
             )
         return blueprint
 
 
 def _entry_point(
-    operation: Operation,
+    operation: Operation, resolve: ServicesResolver, limits: RequestLimits
 ) -> Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]:
     async def function(req: func.HttpRequest) -> func.HttpResponse:
-        return await dispatch(operation, req)
+        return await dispatch(operation, req, resolve=resolve, limits=limits)
 
     # The Functions worker binds by parameter name and checks the annotations, so the entry
     # point gets its own concrete signature instead of functools.wraps'.

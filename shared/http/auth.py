@@ -5,18 +5,21 @@ from __future__ import annotations
 
 from html import escape
 from http.cookies import SimpleCookie
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit
 
 import azure.functions as func
 from pydantic import Field
 
 from shared.connections.signin import finished_marker
-from shared.container import get_container
 from shared.errors import SignInFailed, UnsupportedMediaType, ValidationFailed
 from shared.http.api import ApiBlueprint, ApiRequest, ResponseSpec, Security, json_response
 from shared.http.models import ApiModel
 from shared.http.pages import COPY_SCRIPT, html_page, wants_json
 from shared.http.problems import PROBLEM_JSON, render_problem
+
+if TYPE_CHECKING:
+    from shared.config import Settings
 
 api = ApiBlueprint("connect")
 
@@ -45,14 +48,13 @@ class ConnectedResult(ApiModel):
     status: str
 
 
-def _cookie(value: str, max_age: int) -> str:
-    redirect = urlsplit(str(get_container().settings.REDIRECT_URI))
+def _cookie(settings: Settings, value: str, max_age: int) -> str:
+    redirect = urlsplit(str(settings.REDIRECT_URI))
     cookie: SimpleCookie = SimpleCookie()
     cookie[COOKIE] = value
     morsel = cookie[COOKIE]
     morsel["path"] = "/api/auth"
     morsel["httponly"] = True
-    settings = get_container().settings
     if settings.AUTH_RESPONSE_MODE == "form_post":
         # The identity provider's response is then a cross-site POST: only a
         # SameSite=None cookie travels with it, and browsers require Secure for that.
@@ -90,14 +92,14 @@ def _browser_secret(req: func.HttpRequest) -> str | None:
 )
 async def auth_login(request: ApiRequest) -> func.HttpResponse:
     query = request.query(LoginQuery)
-    start = await get_container().connections.start_login(
+    start = await request.services.connections.start_login(
         query.loginHint, query.returnTo, request.correlation_id, query.claims
     )
     return func.HttpResponse(
         status_code=302,
         headers={
             "Location": start.auth_uri,
-            "Set-Cookie": _cookie(start.browser_secret, 600),
+            "Set-Cookie": _cookie(request.services.settings, start.browser_secret, 600),
             "Cache-Control": "no-store",
             "Referrer-Policy": "no-referrer",
         },
@@ -122,13 +124,13 @@ async def auth_login(request: ApiRequest) -> func.HttpResponse:
 )
 async def auth_callback(request: ApiRequest) -> func.HttpResponse:
     req = request.raw
-    clear = {"Set-Cookie": _cookie("", 0)}
+    clear = {"Set-Cookie": _cookie(request.services.settings, "", 0)}
     try:
         query = (
             request.form(CallbackQuery) if req.method == "POST" else request.query(CallbackQuery)
         )
         params = {k: v for k, v in query.model_dump().items() if isinstance(v, str)}
-        connected = await get_container().connections.finish_login(
+        connected = await request.services.connections.finish_login(
             params, _browser_secret(req), request.correlation_id
         )
     except (SignInFailed, ValidationFailed) as failure:
@@ -145,7 +147,9 @@ async def auth_callback(request: ApiRequest) -> func.HttpResponse:
         )
     connection = connected.connection
     # A reload of this page (or a replayed callback URL) is then told "already used".
-    done = {"Set-Cookie": _cookie(finished_marker(str(query.state)), 600)}
+    done = {
+        "Set-Cookie": _cookie(request.services.settings, finished_marker(str(query.state)), 600)
+    }
     if connected.return_to:
         separator = "&" if "?" in connected.return_to else "?"
         location = connected.return_to + separator + urlencode({"connectionId": connection.id})

@@ -7,7 +7,6 @@ from datetime import datetime
 import azure.functions as func
 
 from shared.connections.models import Connection
-from shared.container import get_container
 from shared.errors import ConnectionNotFound, Forbidden, StorageUnavailable, Unauthorized
 from shared.http.api import ApiBlueprint, ApiRequest, ResponseSpec, json_response
 from shared.http.models import ApiModel
@@ -57,7 +56,7 @@ class ConnectionList(ApiModel):
     errors=_ERRORS,
 )
 async def connections_list(request: ApiRequest) -> func.HttpResponse:
-    found = await get_container().connections.list(request.caller)
+    found = await request.services.connections.list(request.caller)
     return json_response(ConnectionList(value=[ConnectionView.of(c) for c in found]))
 
 
@@ -70,7 +69,7 @@ async def connections_list(request: ApiRequest) -> func.HttpResponse:
     errors=_ERRORS,
 )
 async def connections_get(request: ApiRequest) -> func.HttpResponse:
-    connection = await get_container().connections.get(
+    connection = await request.services.connections.get(
         request.caller, request.route("connectionId")
     )
     return json_response(ConnectionView.of(connection))
@@ -85,7 +84,7 @@ async def connections_get(request: ApiRequest) -> func.HttpResponse:
     errors=_ERRORS,
 )
 async def connections_delete(request: ApiRequest) -> func.HttpResponse:
-    await get_container().connections.delete(
+    await request.services.connections.delete(
         request.caller, request.route("connectionId"), request.correlation_id
     )
     return func.HttpResponse(status_code=204)

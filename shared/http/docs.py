@@ -12,7 +12,6 @@ from pathlib import PurePosixPath
 
 import azure.functions as func
 
-from shared.container import get_container
 from shared.errors import NotFound
 from shared.http.api import ApiBlueprint, ApiRequest, ResponseSpec, Security
 
@@ -50,8 +49,8 @@ _PAGE = """<!doctype html>
 <script src="docs/assets/docs.js"></script></body></html>"""
 
 
-def _enabled() -> None:
-    if not get_container().settings.API_DOCS_ENABLED:
+def _enabled(request: ApiRequest) -> None:
+    if not request.services.settings.API_DOCS_ENABLED:
         raise NotFound("The API docs are turned off here (API_DOCS_ENABLED).")
 
 
@@ -77,7 +76,7 @@ def _asset(name: str) -> bytes:
     errors=(NotFound,),
 )
 async def docs_page(request: ApiRequest) -> func.HttpResponse:
-    _enabled()
+    _enabled(request)
     return func.HttpResponse(
         body=_PAGE,
         mimetype="text/html",
@@ -96,7 +95,7 @@ async def docs_page(request: ApiRequest) -> func.HttpResponse:
     errors=(NotFound,),
 )
 async def docs_asset(request: ApiRequest) -> func.HttpResponse:
-    _enabled()
+    _enabled(request)
     name = PurePosixPath(request.route("file")).name
     if name != request.route("file") or name not in _ASSETS:
         raise NotFound("No such file.")

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import azure.functions as func
 from pydantic import Field, field_validator
 
-from shared.container import get_container
 from shared.errors import (
     ConnectionNotFound,
     GraphError,
@@ -21,12 +20,14 @@ from shared.errors import (
     StorageUnavailable,
     ValidationFailed,
 )
-from shared.graph import ListQuery, MessageFilters
+from shared.graph.odata import ListQuery, MessageFilters
 from shared.http.api import ApiBlueprint, ApiRequest, ResponseSpec, json_response
 from shared.http.downloads import content_disposition, download_media_type
 from shared.http.models import ApiModel, MailboxQuery, mailbox_field
 from shared.mail.models import AttachmentInfo, AttachmentList, FolderList, Message, MessageList
-from shared.mail.service import MailReader
+
+if TYPE_CHECKING:
+    from shared.mail.service import MailReader
 
 api = ApiBlueprint("mail")
 
@@ -115,8 +116,8 @@ class PageQuery(ApiModel):
     mailbox: str | None = mailbox_field()
 
 
-def _reader() -> MailReader:
-    return get_container().mail_reader
+def _reader(request: ApiRequest) -> MailReader:
+    return request.services.mail_reader
 
 
 def _page(request: ApiRequest, items: list[Any], cursor: str | None) -> func.HttpResponse:
@@ -141,7 +142,7 @@ def _page(request: ApiRequest, items: list[Any], cursor: str | None) -> func.Htt
 )
 async def messages_list(request: ApiRequest) -> func.HttpResponse:
     query = request.query(MessageListQuery)
-    page = await _reader().list_messages(
+    page = await _reader(request).list_messages(
         request.caller,
         request.route("connectionId"),
         folder=query.folder,
@@ -164,7 +165,7 @@ async def messages_list(request: ApiRequest) -> func.HttpResponse:
 )
 async def messages_get(request: ApiRequest) -> func.HttpResponse:
     query = request.query(MessageQuery)
-    message = await _reader().get_message(
+    message = await _reader(request).get_message(
         request.caller,
         request.route("connectionId"),
         request.route("messageId"),
@@ -188,7 +189,7 @@ async def messages_get(request: ApiRequest) -> func.HttpResponse:
 )
 async def messages_mime(request: ApiRequest) -> func.HttpResponse:
     query = request.query(MailboxQuery)
-    data = await _reader().get_mime(
+    data = await _reader(request).get_mime(
         request.caller,
         request.route("connectionId"),
         request.route("messageId"),
@@ -214,7 +215,7 @@ async def messages_mime(request: ApiRequest) -> func.HttpResponse:
 )
 async def folders_list(request: ApiRequest) -> func.HttpResponse:
     query = request.query(PageQuery)
-    page = await _reader().list_folders(
+    page = await _reader(request).list_folders(
         request.caller,
         request.route("connectionId"),
         parent=None,
@@ -236,7 +237,7 @@ async def folders_list(request: ApiRequest) -> func.HttpResponse:
 )
 async def folders_children(request: ApiRequest) -> func.HttpResponse:
     query = request.query(PageQuery)
-    page = await _reader().list_folders(
+    page = await _reader(request).list_folders(
         request.caller,
         request.route("connectionId"),
         parent=request.route("folderId"),
@@ -258,7 +259,7 @@ async def folders_children(request: ApiRequest) -> func.HttpResponse:
 )
 async def attachments_list(request: ApiRequest) -> func.HttpResponse:
     query = request.query(PageQuery)
-    page = await _reader().list_attachments(
+    page = await _reader(request).list_attachments(
         request.caller,
         request.route("connectionId"),
         request.route("messageId"),
@@ -280,7 +281,7 @@ async def attachments_list(request: ApiRequest) -> func.HttpResponse:
 )
 async def attachments_get(request: ApiRequest) -> func.HttpResponse:
     query = request.query(MailboxQuery)
-    info = await _reader().get_attachment(
+    info = await _reader(request).get_attachment(
         request.caller,
         request.route("connectionId"),
         request.route("messageId"),
@@ -304,7 +305,7 @@ async def attachments_get(request: ApiRequest) -> func.HttpResponse:
 )
 async def attachments_content(request: ApiRequest) -> func.HttpResponse:
     query = request.query(MailboxQuery)
-    content = await _reader().attachment_content(
+    content = await _reader(request).attachment_content(
         request.caller,
         request.route("connectionId"),
         request.route("messageId"),

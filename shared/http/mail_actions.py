@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 import azure.functions as func
 from pydantic import Field
 
-from shared.container import get_container
 from shared.errors import (
     ConnectionNotFound,
     Forbidden,
@@ -71,7 +70,7 @@ class AssignCategoryBody(ApiModel):
 
 async def _open(request: ApiRequest, mailbox: str | None) -> ConnectedMailbox:
     """The caller's connection, opened for writing: the request's one authorization."""
-    return await get_container().mailboxes.open(
+    return await request.services.mailboxes.open(
         request.caller,
         request.route("connectionId"),
         mailbox,
@@ -93,7 +92,7 @@ async def _open(request: ApiRequest, mailbox: str | None) -> ConnectedMailbox:
 async def messages_flag(request: ApiRequest) -> func.HttpResponse:
     query = request.query(MailboxQuery)
     body = request.json(FlagBody)
-    writer = get_container().mail_writer
+    writer = request.services.mail_writer
     message = await actions.flag(
         writer, await _open(request, query.mailbox), request.route("messageId"), body.flagStatus
     )
@@ -113,7 +112,7 @@ async def messages_flag(request: ApiRequest) -> func.HttpResponse:
 async def messages_mark_read(request: ApiRequest) -> func.HttpResponse:
     query = request.query(MailboxQuery)
     body = request.json(MarkReadBody)
-    writer = get_container().mail_writer
+    writer = request.services.mail_writer
     message = await actions.mark_read(
         writer, await _open(request, query.mailbox), request.route("messageId"), body.isRead
     )
@@ -133,7 +132,7 @@ async def messages_mark_read(request: ApiRequest) -> func.HttpResponse:
 async def messages_assign_category(request: ApiRequest) -> func.HttpResponse:
     query = request.query(MailboxQuery)
     body = request.json(AssignCategoryBody)
-    writer = get_container().mail_writer
+    writer = request.services.mail_writer
     message = await actions.assign_category(
         writer, await _open(request, query.mailbox), request.route("messageId"), body.category
     )

@@ -15,7 +15,6 @@ from urllib.parse import quote, urlsplit
 import azure.functions as func
 from pydantic import Field
 
-from shared.container import get_container
 from shared.errors import (
     ApiError,
     Conflict,
@@ -34,7 +33,6 @@ from shared.errors import (
 from shared.http.api import ApiBlueprint, ApiRequest, HeaderParameter, ResponseSpec
 from shared.http.models import ApiModel, MailboxQuery, mailbox_field
 from shared.http.problems import render_problem
-from shared.mail.bulk import BulkRunner
 from shared.mail.compose import (
     AttachmentIn,
     BulkBody,
@@ -50,15 +48,19 @@ from shared.mail.compose import (
     SendMessageBody,
     SentMessage,
 )
-from shared.mail.idempotency import HEADER, IdempotencyGuard, fingerprint
 from shared.mail.models import AttachmentInfo, MailFolder, Message
-from shared.store.idempotency import StoredResponse
 
+# The guard, the bulk runner and the stored-response type are imported where a request uses
+# them: their modules load httpx, the Azure SDK and cryptography, which `import
+# function_app` must not (cold start; tests/unit/test_cold_start.py).
 if TYPE_CHECKING:
     from shared.connections.mailbox import ConnectedMailbox
+    from shared.store.idempotency import StoredResponse
 
+# The header's name as shared.mail.idempotency reads it (HEADER there; a unit test pins both).
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_KEY = HeaderParameter(
-    HEADER,
+    IDEMPOTENCY_HEADER,
     "Any unique string, such as the flow run's name. A retry with the same key and request "
     "within 24 hours answers the first result and does not act twice (no second mail); the "
     "same key with another request is 409 conflict.",
@@ -92,7 +94,15 @@ class DeleteQuery(ApiModel):
 
 
 def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> StoredResponse:
+    from shared.store.idempotency import StoredResponse
+
     return StoredResponse(status, dict(headers or {}), json.dumps(payload).encode())
+
+
+def _no_content() -> StoredResponse:
+    from shared.store.idempotency import StoredResponse
+
+    return StoredResponse(204, {}, b"")
 
 
 def _location(request: ApiRequest, *segments: str) -> str:
@@ -100,13 +110,18 @@ def _location(request: ApiRequest, *segments: str) -> str:
     return "/api/connections/{}/{}".format(cid, "/".join(quote(s, safe="=") for s in segments))
 
 
-Produce = Callable[["ConnectedMailbox"], Awaitable[StoredResponse]]
+Produce = Callable[["ConnectedMailbox"], Awaitable["StoredResponse"]]
 
 
-async def _write(request: ApiRequest, mailbox: str | None, produce: Produce) -> func.HttpResponse:
+async def idempotent_write(
+    request: ApiRequest, mailbox: str | None, produce: Produce
+) -> func.HttpResponse:
     """Open the connection for writing (the one authorization of the request), then run
     `produce` on it under the request's Idempotency-Key (if any) and answer its response."""
-    container = get_container()
+    from shared.mail.idempotency import IdempotencyGuard, fingerprint
+    from shared.store.idempotency import StoredResponse
+
+    container = request.services
     # Before a replay too: a key never reveals anything about another's connection.
     mb = await container.mailboxes.open(
         request.caller,
@@ -115,7 +130,7 @@ async def _write(request: ApiRequest, mailbox: str | None, produce: Produce) -> 
         write=True,
         correlation_id=request.correlation_id,
     )
-    key = request.raw.headers.get(HEADER.lower())
+    key = request.raw.headers.get(IDEMPOTENCY_HEADER.lower())
     raw = request.raw
     query = "&".join(f"{k}={v}" for k, v in sorted(dict(raw.params).items()))
     type_base = str(container.settings.PROBLEM_TYPE_BASE_URL)
@@ -168,10 +183,10 @@ async def messages_send(request: ApiRequest) -> func.HttpResponse:
     body = request.json(SendMessageBody)
 
     async def produce(mb: ConnectedMailbox) -> StoredResponse:
-        sent = await get_container().mail_writer.send(mb, body)
+        sent = await request.services.mail_writer.send(mb, body)
         return _json(202, sent.as_json())
 
-    return await _write(request, query.mailbox, produce)
+    return await idempotent_write(request, query.mailbox, produce)
 
 
 @api.route(
@@ -190,11 +205,11 @@ async def drafts_create(request: ApiRequest) -> func.HttpResponse:
     body = request.json(DraftCreateBody)
 
     async def produce(mb: ConnectedMailbox) -> StoredResponse:
-        draft = await get_container().mail_writer.create_draft(mb, body)
+        draft = await request.services.mail_writer.create_draft(mb, body)
         location = _location(request, "messages", str(draft.get("id", "")))
         return _json(201, draft, {"Location": location})
 
-    return await _write(request, query.mailbox, produce)
+    return await idempotent_write(request, query.mailbox, produce)
 
 
 @api.route(
@@ -213,10 +228,10 @@ async def drafts_update(request: ApiRequest) -> func.HttpResponse:
     body = request.json(DraftUpdateBody)
 
     async def produce(mb: ConnectedMailbox) -> StoredResponse:
-        writer = get_container().mail_writer
+        writer = request.services.mail_writer
         return _json(200, await writer.update_draft(mb, request.route("draftId"), body))
 
-    return await _write(request, query.mailbox, produce)
+    return await idempotent_write(request, query.mailbox, produce)
 
 
 @api.route(
@@ -233,10 +248,10 @@ async def drafts_send(request: ApiRequest) -> func.HttpResponse:
     query = request.query(MailboxQuery)
 
     async def produce(mb: ConnectedMailbox) -> StoredResponse:
-        sent = await get_container().mail_writer.send_draft(mb, request.route("draftId"))
+        sent = await request.services.mail_writer.send_draft(mb, request.route("draftId"))
         return _json(202, sent.as_json())
 
-    return await _write(request, query.mailbox, produce)
+    return await idempotent_write(request, query.mailbox, produce)
 
 
 # --- reply, replyAll, forward -------------------------------------------------------------
@@ -265,11 +280,11 @@ def _respond_route(action: str) -> None:
         body = request.json(ReplyBody)
 
         async def produce(mb: ConnectedMailbox) -> StoredResponse:
-            writer = get_container().mail_writer
+            writer = request.services.mail_writer
             sent = await writer.respond(mb, request.route("messageId"), action, body)
             return _json(202, sent.as_json())
 
-        return await _write(request, query.mailbox, produce)
+        return await idempotent_write(request, query.mailbox, produce)
 
 
 for _action in ("reply", "replyAll", "forward"):
@@ -293,10 +308,10 @@ async def messages_update(request: ApiRequest) -> func.HttpResponse:
     body = request.json(MessagePatchBody)
 
     async def produce(mb: ConnectedMailbox) -> StoredResponse:
-        writer = get_container().mail_writer
+        writer = request.services.mail_writer
         return _json(200, await writer.update_message(mb, request.route("messageId"), body))
 
-    return await _write(request, query.mailbox, produce)
+    return await idempotent_write(request, query.mailbox, produce)
 
 
 def _move_route(action: str) -> None:
@@ -317,13 +332,13 @@ def _move_route(action: str) -> None:
         body = request.json(DestinationBody)
 
         async def produce(mb: ConnectedMailbox) -> StoredResponse:
-            writer = get_container().mail_writer
+            writer = request.services.mail_writer
             moved = await writer.move(
                 mb, request.route("messageId"), body.destinationFolder, copy=action == "copy"
             )
             return _json(200, moved)
 
-        return await _write(request, query.mailbox, produce)
+        return await idempotent_write(request, query.mailbox, produce)
 
 
 for _action in ("move", "copy"):
@@ -344,10 +359,10 @@ async def messages_delete(request: ApiRequest) -> func.HttpResponse:
     query = request.query(DeleteQuery)
 
     async def produce(mb: ConnectedMailbox) -> StoredResponse:
-        await get_container().mail_writer.delete(mb, request.route("messageId"), query.mode)
-        return StoredResponse(204, {}, b"")
+        await request.services.mail_writer.delete(mb, request.route("messageId"), query.mode)
+        return _no_content()
 
-    return await _write(request, query.mailbox, produce)
+    return await idempotent_write(request, query.mailbox, produce)
 
 
 # --- bulk ---------------------------------------------------------------------------------
@@ -368,9 +383,11 @@ async def messages_bulk(request: ApiRequest) -> func.HttpResponse:
     body = request.json(BulkBody)
 
     async def produce(mb: ConnectedMailbox) -> StoredResponse:
-        return _json(200, await BulkRunner(get_container().mail_writer).run(mb, body))
+        from shared.mail.bulk import BulkRunner
 
-    return await _write(request, query.mailbox, produce)
+        return _json(200, await BulkRunner(request.services.mail_writer).run(mb, body))
+
+    return await idempotent_write(request, query.mailbox, produce)
 
 
 # --- attachments --------------------------------------------------------------------------
@@ -391,7 +408,7 @@ async def attachments_add(request: ApiRequest) -> func.HttpResponse:
     message_id = request.route("messageId")
 
     async def produce(mb: ConnectedMailbox) -> StoredResponse:
-        info = await get_container().mail_writer.add_attachment(mb, message_id, body)
+        info = await request.services.mail_writer.add_attachment(mb, message_id, body)
         headers = {}
         if info.get("id"):
             headers["Location"] = _location(
@@ -399,7 +416,7 @@ async def attachments_add(request: ApiRequest) -> func.HttpResponse:
             )
         return _json(201, info, headers)
 
-    return await _write(request, query.mailbox, produce)
+    return await idempotent_write(request, query.mailbox, produce)
 
 
 # --- folders ------------------------------------------------------------------------------
@@ -419,11 +436,11 @@ async def folders_create(request: ApiRequest) -> func.HttpResponse:
     body = request.json(FolderCreateBody)
 
     async def produce(mb: ConnectedMailbox) -> StoredResponse:
-        folder = await get_container().mail_writer.create_folder(mb, body)
+        folder = await request.services.mail_writer.create_folder(mb, body)
         location = _location(request, "folders", str(folder.get("id", "")))
         return _json(201, folder, {"Location": location})
 
-    return await _write(request, query.mailbox, produce)
+    return await idempotent_write(request, query.mailbox, produce)
 
 
 @api.route(
@@ -442,11 +459,11 @@ async def folders_rename(request: ApiRequest) -> func.HttpResponse:
     body = request.json(FolderRenameBody)
 
     async def produce(mb: ConnectedMailbox) -> StoredResponse:
-        writer = get_container().mail_writer
+        writer = request.services.mail_writer
         folder = await writer.rename_folder(mb, request.route("folderId"), body.displayName)
         return _json(200, folder)
 
-    return await _write(request, query.mailbox, produce)
+    return await idempotent_write(request, query.mailbox, produce)
 
 
 @api.route(
@@ -463,7 +480,7 @@ async def folders_delete(request: ApiRequest) -> func.HttpResponse:
     query = request.query(MailboxQuery)
 
     async def produce(mb: ConnectedMailbox) -> StoredResponse:
-        await get_container().mail_writer.delete_folder(mb, request.route("folderId"))
-        return StoredResponse(204, {}, b"")
+        await request.services.mail_writer.delete_folder(mb, request.route("folderId"))
+        return _no_content()
 
-    return await _write(request, query.mailbox, produce)
+    return await idempotent_write(request, query.mailbox, produce)

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 
 import azure.functions as func
 
-from shared.container import get_container
 from shared.errors import (
     ConnectionNotFound,
     Forbidden,
@@ -54,11 +53,11 @@ _ERRORS = (
 )
 
 
-def _settings() -> OutlookSettings:
+def _settings(request: ApiRequest) -> OutlookSettings:
     # Imported here: the service reaches the writer, which imports httpx (cold start).
     from shared.mail.settings import OutlookSettings
 
-    container = get_container()
+    container = request.services
     return OutlookSettings(container.mailboxes, container.mail_writer, container.audit)
 
 
@@ -73,7 +72,7 @@ def _settings() -> OutlookSettings:
 )
 async def categories_list(request: ApiRequest) -> func.HttpResponse:
     query = request.query(MailboxQuery)
-    items = await _settings().categories(
+    items = await _settings(request).categories(
         request.caller, request.route("connectionId"), query.mailbox, request.correlation_id
     )
     return json_response({"value": items})
@@ -90,7 +89,7 @@ async def categories_list(request: ApiRequest) -> func.HttpResponse:
 )
 async def automatic_replies_get(request: ApiRequest) -> func.HttpResponse:
     query = request.query(MailboxQuery)
-    setting = await _settings().automatic_replies(
+    setting = await _settings(request).automatic_replies(
         request.caller, request.route("connectionId"), query.mailbox, request.correlation_id
     )
     return json_response(setting)
@@ -110,14 +109,14 @@ async def automatic_replies_get(request: ApiRequest) -> func.HttpResponse:
 async def automatic_replies_update(request: ApiRequest) -> func.HttpResponse:
     query = request.query(MailboxQuery)
     body = request.json(AutomaticRepliesUpdate)
-    mb = await get_container().mailboxes.open(
+    mb = await request.services.mailboxes.open(
         request.caller,
         request.route("connectionId"),
         query.mailbox,
         write=True,
         correlation_id=request.correlation_id,
     )
-    return json_response(await _settings().update_automatic_replies(mb, body))
+    return json_response(await _settings(request).update_automatic_replies(mb, body))
 
 
 @api.route(
@@ -134,7 +133,7 @@ async def automatic_replies_update(request: ApiRequest) -> func.HttpResponse:
 async def mail_tips_get(request: ApiRequest) -> func.HttpResponse:
     query = request.query(MailboxQuery)
     body = request.json(MailTipsRequest)
-    tips = await _settings().mail_tips(
+    tips = await _settings(request).mail_tips(
         request.caller, request.route("connectionId"), body, query.mailbox, request.correlation_id
     )
     return json_response({"value": tips})

@@ -7,11 +7,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.models import ApiModel
 
-class ApiModel(BaseModel):
-    """Base of request and response bodies: camelCase on the wire, unknown fields refused."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+__all__ = ["ApiModel", "MailboxQuery", "Problem", "ProblemItem", "mailbox_field"]
 
 
 def mailbox_field() -> Any:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from shared.container import get_container
 from shared.errors import (
     PayloadTooLarge,
     StorageUnavailable,
@@ -60,7 +59,7 @@ async def notifications_graph(request: ApiRequest) -> func.HttpResponse:
     answer = _validation(request)
     if answer is not None:
         return answer
-    await get_container().notifications.intake.receive(
+    await request.services.notifications.intake.receive(
         request.raw.get_body(), request.correlation_id
     )
     return func.HttpResponse(status_code=202)
@@ -83,7 +82,7 @@ async def notifications_lifecycle(request: ApiRequest) -> func.HttpResponse:
     answer = _validation(request)
     if answer is not None:
         return answer
-    await get_container().notifications.intake.receive_lifecycle(
+    await request.services.notifications.intake.receive_lifecycle(
         request.raw.get_body(), request.correlation_id
     )
     return func.HttpResponse(status_code=202)

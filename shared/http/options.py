@@ -11,7 +11,6 @@ from urllib.parse import quote
 
 import azure.functions as func
 
-from shared.container import get_container
 from shared.errors import (
     Conflict,
     ConnectionNotFound,
@@ -27,8 +26,7 @@ from shared.errors import (
     ValidationFailed,
 )
 from shared.http.api import ApiBlueprint, ApiRequest, ResponseSpec, Security, json_response
-from shared.http.mail_write import IDEMPOTENCY_KEY
-from shared.http.mail_write import _write as idempotent_write
+from shared.http.mail_write import IDEMPOTENCY_KEY, idempotent_write
 from shared.http.pages import html_page
 from shared.options.models import (
     OptionsSent,
@@ -36,10 +34,10 @@ from shared.options.models import (
     OptionSubscriptionCreated,
     SendWithOptionsBody,
 )
-from shared.store.idempotency import StoredResponse
 
 if TYPE_CHECKING:
     from shared.connections.mailbox import ConnectedMailbox
+    from shared.store.idempotency import StoredResponse
 
 api = ApiBlueprint("options")
 _HTML_ERRORS = ("application/problem+json", "text/html")
@@ -73,7 +71,9 @@ async def messages_send_with_options(request: ApiRequest) -> func.HttpResponse:
     body = request.json(SendWithOptionsBody)
 
     async def produce(mb: ConnectedMailbox) -> StoredResponse:
-        sent = await get_container().options.send(mb, body)
+        from shared.store.idempotency import StoredResponse  # storage SDK: not at cold start
+
+        sent = await request.services.options.send(mb, body)
         # The replayed answer (sealed in the idempotency store) repeats the same secret, so a
         # retried call gets the secret that verifies the links of the one mail sent.
         return StoredResponse(202, {"Cache-Control": "no-store"}, sent.model_dump_json().encode())
@@ -84,7 +84,7 @@ async def messages_send_with_options(request: ApiRequest) -> func.HttpResponse:
 
 async def _open(request: ApiRequest) -> ConnectedMailbox:
     """The caller's connection, opened for writing: the request's one authorization."""
-    return await get_container().mailboxes.open(
+    return await request.services.mailboxes.open(
         request.caller,
         request.route("connectionId"),
         None,
@@ -117,8 +117,8 @@ _TRIGGER_ERRORS = (
 )
 async def option_subscriptions_create(request: ApiRequest) -> func.HttpResponse:
     body = request.json(OptionSubscriptionCreate)
-    created = await get_container().options.subscribe(await _open(request), body.notificationUrl)
-    base = str(get_container().settings.PUBLIC_BASE_URL).rstrip("/")
+    created = await request.services.options.subscribe(await _open(request), body.notificationUrl)
+    base = str(request.services.settings.PUBLIC_BASE_URL).rstrip("/")
     location = (
         f"{base}/api/connections/{quote(created.connectionId, safe='')}"
         f"/optionSubscriptions/{quote(created.id, safe='')}"
@@ -136,7 +136,9 @@ async def option_subscriptions_create(request: ApiRequest) -> func.HttpResponse:
     errors=_TRIGGER_ERRORS,
 )
 async def option_subscriptions_delete(request: ApiRequest) -> func.HttpResponse:
-    await get_container().options.unsubscribe(await _open(request), request.route("subscriptionId"))
+    await request.services.options.unsubscribe(
+        await _open(request), request.route("subscriptionId")
+    )
     return func.HttpResponse(status_code=204)
 
 
@@ -161,7 +163,7 @@ def _failure_page(error: NotFound | Conflict, correlation_id: str) -> func.HttpR
 )
 async def option_confirm(request: ApiRequest) -> func.HttpResponse:
     try:
-        pending = await get_container().options.pending(request.route("token"))
+        pending = await request.services.options.pending(request.route("token"))
     except NotFound as error:
         return _failure_page(error, request.correlation_id)
     return html_page(
@@ -185,7 +187,7 @@ async def option_confirm(request: ApiRequest) -> func.HttpResponse:
 )
 async def option_choose(request: ApiRequest) -> func.HttpResponse:
     try:
-        chosen = await get_container().options.choose(
+        chosen = await request.services.options.choose(
             request.route("token"), request.correlation_id
         )
     except (NotFound, Conflict) as error:

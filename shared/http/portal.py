@@ -12,7 +12,6 @@ from urllib.parse import urlencode, urlsplit
 import azure.functions as func
 from pydantic import Field
 
-from shared.container import get_container
 from shared.errors import (
     ConnectionNotFound,
     CsrfRejected,
@@ -29,6 +28,7 @@ from shared.http.models import ApiModel
 from shared.http.pages import html_page
 
 if TYPE_CHECKING:
+    from shared.config import Settings
     from shared.portal.service import PortalSession
 
 api = ApiBlueprint("portal")
@@ -43,8 +43,7 @@ class DisconnectForm(ApiModel):
     csrf: str = Field(max_length=128)
 
 
-def _cookie(name: str, value: str, max_age: int) -> str:
-    settings = get_container().settings
+def _cookie(settings: Settings, name: str, value: str, max_age: int) -> str:
     page = urlsplit(settings.portal_redirect_uri)
     cookie: SimpleCookie = SimpleCookie()
     cookie[name] = value
@@ -79,13 +78,13 @@ def _login_link(return_to: str, login_hint: str | None = None) -> str:
     return "/api/auth/login?" + urlencode(query)
 
 
-def _error_page(failure: SignInFailed | CsrfRejected, correlation_id: str) -> func.HttpResponse:
+def _error_page(failure: SignInFailed | CsrfRejected, request: ApiRequest) -> func.HttpResponse:
     return html_page(
         "Not signed in" if isinstance(failure, SignInFailed) else "Not done",
         f'<p>{escape(failure.detail)}</p><p><a href="{_PATH}">Back to my connections</a></p>',
-        correlation_id,
+        request.correlation_id,
         status=failure.http_status,
-        headers={"Set-Cookie": _cookie(FLOW_COOKIE, "", 0)},
+        headers={"Set-Cookie": _cookie(request.services.settings, FLOW_COOKIE, "", 0)},
     )
 
 
@@ -103,7 +102,7 @@ def _error_page(failure: SignInFailed | CsrfRejected, correlation_id: str) -> fu
     error_media_types=_HTML_ERRORS,
 )
 async def portal_page(request: ApiRequest) -> func.HttpResponse:
-    portal = get_container().portal
+    portal = request.services.portal
     session = await portal.session(_read_cookie(request.raw, SESSION_COOKIE))
     if session is None:
         start = await portal.start_sign_in()
@@ -111,13 +110,15 @@ async def portal_page(request: ApiRequest) -> func.HttpResponse:
             status_code=302,
             headers={
                 "Location": start.auth_uri,
-                "Set-Cookie": _cookie(FLOW_COOKIE, start.flow_cookie, 600),
+                "Set-Cookie": _cookie(
+                    request.services.settings, FLOW_COOKIE, start.flow_cookie, 600
+                ),
                 "Cache-Control": "no-store",
                 "Referrer-Policy": "no-referrer",
             },
         )
     rows = await portal.connections(session)
-    here = get_container().settings.portal_url
+    here = request.services.settings.portal_url
     items = []
     for row in rows:
         action = ""
@@ -180,15 +181,15 @@ async def portal_callback(request: ApiRequest) -> func.HttpResponse:
     try:
         query = request.query(CallbackQuery)
         params = {k: v for k, v in query.model_dump().items() if isinstance(v, str)}
-        session = await get_container().portal.finish_sign_in(
+        session = await request.services.portal.finish_sign_in(
             params, _read_cookie(request.raw, FLOW_COOKIE), request.correlation_id
         )
     except SignInFailed as failure:
-        return _error_page(failure, request.correlation_id)
+        return _error_page(failure, request)
     except ValidationFailed:
         return _error_page(
             SignInFailed("invalid_response", "The sign-in response is not valid."),
-            request.correlation_id,
+            request,
         )
     # The flow cookie is left to expire (10 minutes): it is spent, since the identity
     # provider redeems a code once, and one Set-Cookie per response is what every host keeps.
@@ -198,25 +199,30 @@ async def portal_callback(request: ApiRequest) -> func.HttpResponse:
             "Location": _PATH,
             "Referrer-Policy": "no-referrer",
             "Cache-Control": "no-store",
-            "Set-Cookie": _cookie(SESSION_COOKIE, session, get_container().portal.session_seconds),
+            "Set-Cookie": _cookie(
+                request.services.settings,
+                SESSION_COOKIE,
+                session,
+                request.services.portal.session_seconds,
+            ),
         },
     )
 
 
-def _same_origin(req: func.HttpRequest) -> bool:
+def _same_origin(request: ApiRequest) -> bool:
     """A browser's form post names its origin; another site's must not be acted on (the
     second CSRF defence, beside the token)."""
-    origin = req.headers.get("origin")
+    origin = request.raw.headers.get("origin")
     if origin is None:
         return True  # older browsers omit it on same-origin posts; the token still counts
-    page = urlsplit(get_container().settings.portal_url)
+    page = urlsplit(request.services.settings.portal_url)
     return bool(origin == f"{page.scheme}://{page.netloc}")
 
 
 async def _session_and_form(request: ApiRequest) -> tuple[PortalSession, DisconnectForm]:
-    session = await get_container().portal.session(_read_cookie(request.raw, SESSION_COOKIE))
+    session = await request.services.portal.session(_read_cookie(request.raw, SESSION_COOKIE))
     form = request.form(DisconnectForm)
-    if session is None or not _same_origin(request.raw):
+    if session is None or not _same_origin(request):
         raise CsrfRejected("Your session has ended or the form came from elsewhere. Reload.")
     return session, form
 
@@ -241,11 +247,11 @@ async def _session_and_form(request: ApiRequest) -> tuple[PortalSession, Disconn
 async def portal_disconnect(request: ApiRequest) -> func.HttpResponse:
     try:
         session, form = await _session_and_form(request)
-        await get_container().portal.disconnect(
+        await request.services.portal.disconnect(
             session, request.route("connectionId"), form.csrf, request.correlation_id
         )
     except CsrfRejected as failure:
-        return _error_page(failure, request.correlation_id)
+        return _error_page(failure, request)
     return func.HttpResponse(status_code=303, headers={"Location": _PATH})
 
 
@@ -263,12 +269,12 @@ async def portal_signout(request: ApiRequest) -> func.HttpResponse:
     try:
         session, form = await _session_and_form(request)
     except CsrfRejected as failure:
-        return _error_page(failure, request.correlation_id)
+        return _error_page(failure, request)
     if form.csrf != session.csrf:
-        return _error_page(CsrfRejected("Reload the page."), request.correlation_id)
+        return _error_page(CsrfRejected("Reload the page."), request)
     return html_page(
         "Signed out",
         f'<p>You are signed out. <a href="{_PATH}">Sign in again</a></p>',
         request.correlation_id,
-        headers={"Set-Cookie": _cookie(SESSION_COOKIE, "", 0)},
+        headers={"Set-Cookie": _cookie(request.services.settings, SESSION_COOKIE, "", 0)},
     )

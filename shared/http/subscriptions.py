@@ -15,7 +15,6 @@ import azure.functions as func
 from pydantic import Field
 
 from shared.auth.caller import Caller
-from shared.container import get_container
 from shared.errors import (
     ConnectionNotFound,
     Forbidden,
@@ -154,8 +153,8 @@ class MessageEvent(ApiModel):
     message: dict[str, object] | None = None
 
 
-def location(connection_id: str, subscription_id: str) -> str:
-    base = str(get_container().settings.PUBLIC_BASE_URL).rstrip("/")
+def location(request: ApiRequest, connection_id: str, subscription_id: str) -> str:
+    base = str(request.services.settings.PUBLIC_BASE_URL).rstrip("/")
     return f"{base}/api/connections/{connection_id}/subscriptions/{subscription_id}"
 
 
@@ -171,7 +170,7 @@ def location(connection_id: str, subscription_id: str) -> str:
 async def subscriptions_create(request: ApiRequest) -> func.HttpResponse:
     body = request.json(SubscriptionCreate)
     connection_id = request.route("connectionId")
-    created = await get_container().notifications.subscriptions.create(
+    created = await request.services.notifications.subscriptions.create(
         request.caller,
         connection_id,
         notification_url=body.notificationUrl,
@@ -185,7 +184,7 @@ async def subscriptions_create(request: ApiRequest) -> func.HttpResponse:
     return json_response(
         payload,
         status=201,
-        headers={"Location": location(connection_id, created.subscription.id)},
+        headers={"Location": location(request, connection_id, created.subscription.id)},
     )
 
 
@@ -198,7 +197,7 @@ async def subscriptions_create(request: ApiRequest) -> func.HttpResponse:
     errors=_ERRORS,
 )
 async def subscriptions_list(request: ApiRequest) -> func.HttpResponse:
-    found = await get_container().notifications.subscriptions.list_for(
+    found = await request.services.notifications.subscriptions.list_for(
         request.caller, request.route("connectionId")
     )
     views = [SubscriptionView.of(s, request.caller) for s in found]
@@ -214,7 +213,7 @@ async def subscriptions_list(request: ApiRequest) -> func.HttpResponse:
     errors=_ERRORS,
 )
 async def subscriptions_delete(request: ApiRequest) -> func.HttpResponse:
-    await get_container().notifications.subscriptions.delete(
+    await request.services.notifications.subscriptions.delete(
         request.caller,
         request.route("connectionId"),
         request.route("subscriptionId"),

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import azure.functions as func
 
-from shared.container import get_container
 from shared.errors import DependencyUnavailable
 from shared.http.api import ApiBlueprint, ApiRequest, ResponseSpec, Security, json_response
 from shared.http.models import ApiModel
+from shared.http.openapi import build_openapi
 
 api = ApiBlueprint("system")
 
@@ -54,32 +54,30 @@ async def health(request: ApiRequest) -> func.HttpResponse:
     errors=(DependencyUnavailable,),
 )
 async def health_ready(request: ApiRequest) -> func.HttpResponse:
-    readiness = await get_container().health.readiness()
+    readiness = await request.services.health.readiness()
     return json_response(ReadinessReport(checks=readiness.checks))
 
 
-# The document is assembled once per worker from every registered blueprint; the composition
-# root hands over the source (see function_app.py), so this module imports no other area.
-_openapi_source: Callable[[], dict[str, Any]] | None = None
-_openapi_cache: dict[str, Any] | None = None
+def described(areas: Sequence[ApiBlueprint]) -> ApiBlueprint:
+    """The blueprint serving `/openapi.json`: the document of `areas` and of itself.
 
+    The composition root hands over the areas, so this module imports no other area; the
+    document is assembled on the first request and kept for the life of the worker."""
+    description = ApiBlueprint("system")
+    document: dict[str, Any] | None = None
 
-def publish_openapi(source: Callable[[], dict[str, Any]]) -> None:
-    global _openapi_source, _openapi_cache
-    _openapi_source, _openapi_cache = source, None
+    @description.route(
+        "openapi.json",
+        methods=("GET",),
+        operation_id="openapi",
+        summary="The OpenAPI 3.1 description of this API.",
+        security=Security.ANONYMOUS,
+        responses={200: ResponseSpec("The OpenAPI document", OpenApiDocument)},
+    )
+    async def openapi(request: ApiRequest) -> func.HttpResponse:
+        nonlocal document
+        if document is None:
+            document = build_openapi(op for area in (*areas, description) for op in area.operations)
+        return json_response(document)
 
-
-@api.route(
-    "openapi.json",
-    methods=("GET",),
-    operation_id="openapi",
-    summary="The OpenAPI 3.1 description of this API.",
-    security=Security.ANONYMOUS,
-    responses={200: ResponseSpec("The OpenAPI document", OpenApiDocument)},
-)
-async def openapi(request: ApiRequest) -> func.HttpResponse:
-    global _openapi_cache
-    if _openapi_cache is None:
-        assert _openapi_source is not None, "function_app.py publishes the document"
-        _openapi_cache = _openapi_source()
-    return json_response(_openapi_cache)
+    return description

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from shared.audit import AuditEvent, AuditSink, Outcome
 from shared.connections.models import ConnectionStatus
+from shared.connections.schedule import Due, DueKind, is_due, retry_after
 from shared.errors import (
     ConnectionNotFound,
     IdentityUnavailable,
@@ -34,21 +35,21 @@ from shared.errors import (
     ReauthRequired,
     StorageUnavailable,
 )
+from shared.lifecycle.maintenance import MaintenanceStep
 from shared.lifecycle.messages import MalformedBatch, WorkBatch, WorkItem
-from shared.lifecycle.planning import Due, DueKind, is_due, retry_after
-from shared.lifecycle.queue import QueueUnavailable, WorkQueue
 from shared.store.due import Hint
+from shared.store.queue import QueueUnavailable, WorkQueue
 from shared.store.runs import RotationMarker, RunTotals
 
 if TYPE_CHECKING:
     from azure.data.tables.aio import TableServiceClient
 
+    from shared.connections.scheduler import DueScheduler
     from shared.connections.tokens import TokenService
     from shared.crypto.keyring import KeyRingCache
     from shared.crypto.keys import KeyRing
     from shared.store.connections import ConnectionStore
     from shared.store.due import DueIndex
-    from shared.store.pending_flows import PendingFlowStore
     from shared.store.runs import RunLedger
 
 logger = logging.getLogger(__name__)
@@ -96,32 +97,32 @@ class LifecycleService:
         *,
         config: LifecycleConfig,
         due: DueIndex,
+        scheduler: DueScheduler,
         ledger: RunLedger,
         connections: ConnectionStore,
         tokens: TokenService,
-        flows: PendingFlowStore,
         key_ring: KeyRingCache,
         queue: WorkQueue,
         audit: AuditSink,
         rotate: Callable[[KeyRing], Awaitable[int]] | None = None,
         ensure_tables: Callable[[], Awaitable[None]] | None = None,
-        purges: Sequence[Callable[[datetime], Awaitable[int]]] = (),
+        steps: Sequence[MaintenanceStep] = (),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._config = config
         self._due = due
+        self._scheduler = scheduler
         self._ledger = ledger
         self._connections = connections
         self._tokens = tokens
-        self._flows = flows
         self._key_ring = key_ring
         self._queue = queue
         self._audit = audit
         self._rotate = rotate
         self._ensure_tables = ensure_tables
-        # Other expiring records to clean each run (e.g. idempotency keys of mail writes):
-        # each takes `now` and returns how many rows it removed.
-        self._purges = purges
+        # Purges of expiring records, subscription renewal: each reports its own figure.
+        self._steps = tuple(steps)
+        self._figures = (*_SUMMARY_COUNTS, *(step.figure for step in self._steps))
         self._clock = clock
 
     # -- the timer ----------------------------------------------------------------------
@@ -136,9 +137,8 @@ class LifecycleService:
             ring = await self._key_ring.get()
             if self._ensure_tables is not None:
                 await self._ensure_tables()
-            counts["flows_purged"] = await self._flows.purge_expired(started)
-            for purge in self._purges:
-                counts["records_purged"] += await purge(started)
+            for step in self._steps:
+                counts[step.figure] += await step.run(started)
             counts["rows_rekeyed"] = await self._rotate_if_needed(ring, started)
             hints = await self._claim_due(run_id, started, counts)
             batches = self._batches(run_id, hints)
@@ -251,7 +251,7 @@ class LifecycleService:
         # One hint arms every connection of the batch for its next keep-alive, written before
         # any refresh (a row only ever points at a hint that exists). Those not refreshed
         # are left with a harmless extra hint.
-        armed = Due(now + self._due.idle, DueKind.KEEPALIVE)
+        armed = Due(now + self._scheduler.idle, DueKind.KEEPALIVE)
         await self._due.add([item.connection_id for item in batch.items], armed)
         gate = asyncio.Semaphore(self._config.concurrency)
         retry: dict[int, list[str]] = {}
@@ -296,13 +296,13 @@ class LifecycleService:
         if pointer is not None and pointer > item.at + _SAME_HINT:
             return ItemOutcome.SKIPPED  # a later hint covers it: refreshed or moved since
         now = self._clock()
-        due = self._connections.plan(sealed.connection, sealed.cache, now)
+        due = self._scheduler.plan(sealed.connection, sealed.cache, now)
         if due is None:
             return ItemOutcome.SKIPPED
         if not is_due(due, now):
             # The hint fired early (a refresh on the request path moved the deadline on
             # without writing the index): arm it for the real time.
-            await self._connections.reschedule(sealed, due)
+            await self._scheduler.reschedule(sealed, due)
             return ItemOutcome.SKIPPED
         try:
             stored = await self._tokens.refresh(sealed, run_id, armed)
@@ -366,7 +366,7 @@ class LifecycleService:
         self, run_id: str, started: datetime, counts: dict[str, int], reason: str | None
     ) -> None:
         duration = max(0, int((self._clock() - started).total_seconds() * 1000))
-        summary = {name: counts.get(name, 0) for name in _SUMMARY_COUNTS}
+        summary = {name: counts.get(name, 0) for name in self._figures}
         summary["duration_ms"] = duration
         failed = reason is not None
         self._audit.emit(
@@ -381,14 +381,13 @@ class LifecycleService:
         logger.info("lifecycle run %s: %s%s", run_id, summary, f" ({reason})" if failed else "")
 
 
+# Every run's summary has these, then one figure per maintenance step.
 _SUMMARY_COUNTS = (
     "due",
     "refreshed",
     "reauth_required",
     "failed",
     "skipped",
-    "flows_purged",
-    "records_purged",
     "rows_rekeyed",
 )
 

@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from shared.http.models import ApiModel
 from shared.mail.recipients import EmailAddressIn, RecipientIn, Recipients
+from shared.models import ApiModel
 
 __all__ = ["EmailAddressIn", "RecipientIn"]  # re-exported: callers import them from here
 

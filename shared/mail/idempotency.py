@@ -1,7 +1,7 @@
 """`Idempotency-Key` on mail writes: the same key and request within the TTL answers the
 first response again and sends nothing to Graph; the same key with another request is 409.
 
-Rules (docs/api.md "Mail"):
+Rules (docs/api.md "Writing mail"):
 - scope: caller (tid + oid + app id) + connection + key; fingerprint: SHA-256 of method, path,
   query and the exact body bytes;
 - the first request claims the key insert-only; a concurrent request with the same key gets

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field
 
-from shared.http.models import ApiModel
+from shared.models import ApiModel
 
 # The object form's rule, unchanged since v1; inside a `;` list `<`, `>`, `;` and `,` also
 # end an address (they are how lists and display names are written).

@@ -9,9 +9,9 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from shared.http.models import ApiModel
 from shared.mail.models import DateTimeTimeZone, EmailAddress, GraphModel, Recipient
 from shared.mail.recipients import split_addresses
+from shared.models import ApiModel
 
 AutomaticRepliesStatus = Literal["disabled", "alwaysEnabled", "scheduled"]
 ExternalAudience = Literal["none", "contactsOnly", "all"]

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from shared.http.models import ApiModel
+from shared.models import ApiModel
 
 # The message fields the filters and the event's `message` read (never the body).
 MESSAGE_SELECT = (

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import json
 
-from shared.lifecycle.queue import WorkQueue
+from shared.store.queue import WorkQueue
 
 
 class JobQueue:

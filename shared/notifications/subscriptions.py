@@ -153,9 +153,10 @@ class SubscriptionService:
     # -- keeping it alive ----------------------------------------------------------------
 
     async def renew_due(self, now: datetime) -> int:
-        """Renew (or recreate) subscriptions expiring soon. A lifecycle run step; returns 0
-        (it removes no records: renewals are audited as `subscription.renewed`)."""
+        """Renew (or recreate) subscriptions expiring soon. A lifecycle run step; returns how
+        many were renewed (each is audited as `subscription.renewed`)."""
         within = timedelta(hours=self._settings.SUBSCRIPTION_RENEW_WITHIN_HOURS)
+        renewed = 0
         for s in await self._store.expiring_before(now + within):
             connection = await self._connection_store.get(s.connection_id)
             if connection is None:
@@ -168,7 +169,9 @@ class SubscriptionService:
                 self._emit(
                     "subscription.renewed", Outcome.FAILURE, cid, connection, reason="renew_failed"
                 )
-        return 0
+            else:
+                renewed += 1
+        return renewed
 
     async def on_lifecycle(
         self, s: Subscription, connection: Connection, event: str, cid: str

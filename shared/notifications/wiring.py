@@ -11,13 +11,13 @@ from shared.config import Settings
 from shared.connections.mailbox import Mailboxes
 from shared.connections.service import ConnectionService
 from shared.crypto.keyring import KeyRingCache
-from shared.lifecycle.queue import WorkQueue
 from shared.notifications.delivery import NotificationDelivery
 from shared.notifications.intake import NotificationIntake
 from shared.notifications.jobs import JobQueue
 from shared.notifications.subscriptions import SubscriptionService
 from shared.notifications.worker import NotificationWorker
 from shared.store.connections import ConnectionStore
+from shared.store.queue import WorkQueue
 from shared.store.subscriptions import SubscriptionStore
 from shared.store.table_set import TableSet
 

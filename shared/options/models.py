@@ -7,8 +7,8 @@ from datetime import datetime
 
 from pydantic import Field
 
-from shared.http.models import ApiModel
 from shared.mail.compose import RecipientIn
+from shared.models import ApiModel
 
 
 class SendWithOptionsBody(ApiModel):

@@ -5,20 +5,19 @@ the id too, see `_row_key`) and `owners` (PartitionKey = owner tenant:oid, RowKe
 → connection id), which answers "my connections" without a scan and makes a reconnect of the
 same owner + mailbox find the existing connection instead of creating a duplicate.
 
-With a due index (shared/store/due.py), every write of a token cache keeps the connection
-armed for the lifecycle timer: the row's `DueAt` names a hint that was written before the
-row, at or before the time the connection really comes due. A write that would only move
-the due time later keeps the hint it has (it fires early, and the worker then schedules the
-real time), so refreshes on the request path cost no index write.
+The row's `DueAt` names the due-index hint (shared/store/due.py) that arms the connection
+for the lifecycle timer. This store writes whatever pointer it is given: when and which
+hint is decided by the scheduler (shared/connections/scheduler.py), which writes the hint
+before the row names it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -31,12 +30,8 @@ from azure.data.tables import UpdateMode
 from shared.connections.models import Connection, ConnectionStatus
 from shared.crypto.envelope import RowAddress, SealedTable
 from shared.crypto.keyring import KeyRingCache
-from shared.lifecycle.planning import Due, access_token_expiry, next_due
 from shared.store.errors import storage_errors
 from shared.store.table_set import TableSet
-
-if TYPE_CHECKING:
-    from shared.store.due import DueIndex
 
 CONNECTIONS = "connections"
 OWNERS = "owners"
@@ -128,48 +123,10 @@ _METADATA = [
 ]
 
 
-def grant_basis(connection: Connection) -> datetime:
-    """When the connection's grant was last redeemed (or, never refreshed, created)."""
-    return connection.last_refreshed_at or connection.created_at
-
-
 class ConnectionStore:
-    def __init__(self, tables: TableSet, keys: KeyRingCache, due: DueIndex | None = None) -> None:
+    def __init__(self, tables: TableSet, keys: KeyRingCache) -> None:
         self._tables = tables
         self._keys = keys
-        self._due = due
-
-    @property
-    def idle(self) -> timedelta | None:
-        return self._due.idle if self._due is not None else None
-
-    def plan(self, connection: Connection, cache: bytes, now: datetime) -> Due | None:
-        """When the connection next needs the timer (None: never, it is not active)."""
-        if self._due is None or connection.status is not ConnectionStatus.ACTIVE:
-            return None
-        return next_due(
-            grant_basis(connection),
-            self._due.idle,
-            now=now,
-            last_used=connection.last_used_at,
-            access_expires=lambda: access_token_expiry(cache),
-        )
-
-    async def _arm(
-        self, connection: Connection, due: Due | None, now: datetime, armed: Due | None = None
-    ) -> None:
-        """Point `connection.due_at` at a hint that reaches it by `due`: `armed` (a hint the
-        caller already wrote), else the one it has when that is still ahead and not too late,
-        else a new one."""
-        if self._due is None or due is None:
-            return
-        if armed is not None and armed.at <= due.at:
-            connection.due_at = armed.at
-        elif connection.due_at is not None and now < connection.due_at <= due.at:
-            pass  # the current hint fires early; the worker then schedules the real time
-        else:
-            await self._due.add([connection.id], due)
-            connection.due_at = due.at
 
     def _address(self, connection_id: str) -> RowAddress:
         return RowAddress(self._tables.name(CONNECTIONS), connection_id, _row_key(connection_id))
@@ -197,10 +154,6 @@ class ConnectionStore:
         table = await self._tables.table(CONNECTIONS)
         envelope = await self._keys.envelope()
         sealed = envelope.seal(cache, self._address(connection.id), PREFIX)
-        # A new grant: whatever hint the row had before is for the old one.
-        connection.due_at = None
-        basis = grant_basis(connection)
-        await self._arm(connection, self.plan(connection, cache, basis), basis)
         with storage_errors("save connection"):
             await table.upsert_entity({**_columns(connection), **sealed}, mode=UpdateMode.REPLACE)
 
@@ -231,16 +184,13 @@ class ConnectionStore:
         return SealedCache(_to_connection(entity), cache, str(entity.metadata["etag"]))
 
     async def replace_cache(
-        self, sealed: SealedCache, cache: bytes, refreshed: datetime, armed: Due | None = None
+        self, sealed: SealedCache, connection: Connection, cache: bytes
     ) -> None:
-        """Write a changed cache back only if nobody else wrote the row since it was read
-        (raises ResourceModifiedError otherwise: the caller re-reads the stored copy).
-        `armed`: a hint the caller already wrote for this connection (the lifecycle worker
-        writes one for its whole batch), used when it is not later than the new due time."""
+        """Write a changed cache (and `connection`'s columns) back only if nobody else wrote
+        the row since it was read (raises ResourceModifiedError otherwise: the caller
+        re-reads the stored copy)."""
         table = await self._tables.table(CONNECTIONS)
-        connection = replace(sealed.connection, last_refreshed_at=refreshed)
         envelope = await self._keys.envelope()
-        await self._arm(connection, self.plan(connection, cache, refreshed), refreshed, armed)
         entity = {
             **_columns(connection),
             **envelope.seal(cache, self._address(connection.id), PREFIX),
@@ -253,39 +203,31 @@ class ConnectionStore:
                 match_condition=MatchConditions.IfNotModified,
             )
 
-    async def reschedule(self, sealed: SealedCache, due: Due) -> None:
-        """Arm the connection with a hint at `due` (its hint fired before it was due). Lost
-        to a concurrent write of the row, nothing is done: that write armed it itself."""
-        if self._due is None:
-            return
-        await self._due.add([sealed.connection.id], due)
+    async def point_at(self, sealed: SealedCache, due_at: datetime) -> None:
+        """Point the row at the hint at `due_at`, unless it was written since it was read
+        (then nothing is done: that write pointed it at a hint of its own)."""
         table = await self._tables.table(CONNECTIONS)
         connection_id = sealed.connection.id
         with storage_errors("reschedule connection"), contextlib.suppress(ResourceModifiedError):
             await table.update_entity(
-                {"PartitionKey": connection_id, "RowKey": _row_key(connection_id), "DueAt": due.at},
+                {"PartitionKey": connection_id, "RowKey": _row_key(connection_id), "DueAt": due_at},
                 mode=UpdateMode.MERGE,
                 etag=sealed.etag,
                 match_condition=MatchConditions.IfNotModified,
             )
 
-    async def touch(self, connection: Connection, used: datetime, access: Due | None) -> None:
+    async def touch(self, connection: Connection, used: datetime, due_at: datetime | None) -> None:
         """Record that a caller used the connection (it is warm: the timer keeps its access
-        token fresh), arming it with `access` (that token's refresh time) when that is
-        sooner than its current hint."""
+        token fresh), pointing it at the hint at `due_at` when given (no ETag condition: see
+        DueScheduler.sooner)."""
         table = await self._tables.table(CONNECTIONS)
         columns: dict[str, Any] = {
             "PartitionKey": connection.id,
             "RowKey": _row_key(connection.id),
             "LastUsedAt": used,
         }
-        sooner = access is not None and (connection.due_at is None or access.at < connection.due_at)
-        if self._due is not None and access is not None and sooner:
-            # Written before the row points at it. Moving the pointer earlier without an
-            # ETag condition is safe: a hint at the new time exists, and hints at later
-            # times stay valid (the worker drops only hints earlier than the pointer).
-            await self._due.add([connection.id], access)
-            columns["DueAt"] = access.at
+        if due_at is not None:
+            columns["DueAt"] = due_at
         with storage_errors("record connection use"), contextlib.suppress(ResourceNotFoundError):
             await table.update_entity(columns, mode=UpdateMode.MERGE)
 

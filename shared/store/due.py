@@ -1,6 +1,6 @@
 """The due index: which connections need the lifecycle timer's attention, and when.
 
-Table `due`: PartitionKey = time bucket (`yyyyMMddHHmm`, see shared.lifecycle.planning),
+Table `due`: PartitionKey = time bucket (`yyyyMMddHHmm`, see shared.connections.schedule),
 RowKey = `<DueAt as yyyyMMddHHmmssffffff>-<random>`. One row, a *hint*, names up to
 `MAX_IDS_PER_HINT` connections that should be looked at from `DueAt` on. Columns: `DueAt`,
 `Ids` (space-separated connection ids), `Attempts` (consecutive transient failures of those
@@ -25,14 +25,14 @@ import contextlib
 import secrets
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
-from shared.lifecycle.planning import Due, DueKind, bucket_of
+from shared.connections.schedule import Due, DueKind, bucket_of
 from shared.store.errors import storage_errors
 from shared.store.table_set import TableSet
 
@@ -69,10 +69,8 @@ def _hint(entity: Any, etag: str | None = None) -> Hint:
 
 
 class DueIndex:
-    def __init__(self, tables: TableSet, idle: timedelta) -> None:
+    def __init__(self, tables: TableSet) -> None:
         self._tables = tables
-        # How long a grant may sit unredeemed before the keep-alive refresh (KEEPALIVE_IDLE_DAYS).
-        self.idle = idle
 
     async def add(self, connection_ids: Sequence[str], due: Due, attempts: int = 0) -> None:
         """Write hints naming `connection_ids` at `due` (one row per MAX_IDS_PER_HINT)."""

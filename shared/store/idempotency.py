@@ -36,6 +36,7 @@ from shared.crypto.envelope import (
 )
 from shared.crypto.keyring import KeyRingCache
 from shared.store.errors import storage_errors
+from shared.store.expiry import purge_expired
 from shared.store.table_set import TableSet
 
 TABLE = "idempotency"
@@ -166,18 +167,7 @@ class IdempotencyStore:
 
     async def purge_expired(self, now: datetime) -> int:
         """Delete records past their TTL (the lifecycle timer calls this)."""
-        table = await self._tables.table(TABLE)
-        removed = 0
-        with storage_errors("purge idempotency keys"):
-            async for entity in table.query_entities(
-                "ExpiresAt lt @now", parameters={"now": now}, select=["PartitionKey", "RowKey"]
-            ):
-                try:
-                    await table.delete_entity(entity["PartitionKey"], entity["RowKey"])
-                    removed += 1
-                except ResourceNotFoundError:
-                    pass
-        return removed
+        return await purge_expired(await self._tables.table(TABLE), now, "purge idempotency keys")
 
     async def _open(self, entity: Any, pk: str, rk: str) -> StoredResponse | None:
         try:

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from azure.core.exceptions import ResourceNotFoundError
-
 from shared.crypto.envelope import SealedTable
 from shared.crypto.keyring import KeyRingCache
-from shared.store.errors import storage_errors
+from shared.store.expiry import purge_expired
 from shared.store.table_set import TableSet
 
 TABLE = "pendingflows"
@@ -31,18 +29,7 @@ class PendingFlowStore:
 
     async def purge_expired(self, now: datetime) -> int:
         """Delete flows past their TTL (the lifecycle timer calls this)."""
-        table = await self._tables.table(TABLE)
-        removed = 0
-        with storage_errors("purge pending flows"):
-            async for entity in table.query_entities(
-                "ExpiresAt lt @now", parameters={"now": now}, select=["PartitionKey", "RowKey"]
-            ):
-                try:
-                    await table.delete_entity(entity["PartitionKey"], entity["RowKey"])
-                    removed += 1
-                except ResourceNotFoundError:
-                    pass
-        return removed
+        return await purge_expired(await self._tables.table(TABLE), now, "purge pending flows")
 
 
 __all__ = ["FLOW_TTL", "PendingFlowStore"]

@@ -1,5 +1,5 @@
 """The custom connector: current with the route table, valid against Microsoft's schemas,
-and following the connector conventions (issue #9).
+and following the connector conventions.
 
 Whatever imports function_app runs in a subprocess (the generator, as `make connector` does):
 function_app reads settings from the environment at import, and this test process must not

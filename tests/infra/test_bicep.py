@@ -1,5 +1,5 @@
-"""The Bicep templates parse, and hold the security properties issue #9 asks for (the Azure
-resources are in infra/modules/resources.bicep, the app settings in app-settings.bicep)."""
+"""The Bicep templates parse, and hold the security properties a tenant install needs (the
+Azure resources are in infra/modules/resources.bicep, the app settings in app-settings.bicep)."""
 
 from __future__ import annotations
 

@@ -20,9 +20,9 @@ from azure.storage.queue.aio import QueueClient
 from shared.audit import AuditEvent, MemoryAuditSink
 from shared.config import load_settings
 from shared.connections.models import Connection, ConnectionStatus
+from shared.connections.schedule import DueKind
 from shared.container import Container
 from shared.lifecycle.messages import WorkBatch, WorkItem
-from shared.lifecycle.planning import DueKind
 from tests.support.app import app_settings
 from tests.support.azurite import AzuriteServer
 from tests.support.browser import connect_in_process

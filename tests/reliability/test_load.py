@@ -1,5 +1,5 @@
 """Load drill: 200 concurrent callers over 20 keep-alive connections through the dev host, for
-LOAD_SECONDS (default 12 s inside `make test`; LOAD_SECONDS=60 for the issue's full minute),
+LOAD_SECONDS (default 12 s inside `make test`; LOAD_SECONDS=60 for a full minute),
 half of them reading mail (through Graph), half calling /me (token check only). It proves that
 the app under sustained concurrency answers everything without a single 5xx or a dropped
 connection, and it reports the latency percentiles it saw."""

@@ -15,8 +15,8 @@ from azure.data.tables import UpdateMode
 
 from shared.audit import MemoryAuditSink
 from shared.config import load_settings
+from shared.connections.schedule import Due, DueKind
 from shared.container import Container
-from shared.lifecycle.planning import Due, DueKind
 from shared.store.connections import ConnectionStore
 from shared.store.due import Hint
 
@@ -33,9 +33,8 @@ async def age(container: Container, connection_ids: Sequence[str], days: float) 
     and the connection armed with a keep-alive hint that is due in the past."""
     store = _store(container)
     basis = datetime.now(UTC) - timedelta(days=days)
-    assert store.idle is not None
-    due = Due(basis + store.idle, DueKind.KEEPALIVE)
-    await store._due.add(list(connection_ids), due)  # type: ignore[union-attr]
+    due = Due(basis + container.scheduler.idle, DueKind.KEEPALIVE)
+    await container.scheduler.hint(list(connection_ids), due)
     table = await store._tables.table("connections")
     gate = asyncio.Semaphore(32)
 
@@ -56,7 +55,9 @@ async def age(container: Container, connection_ids: Sequence[str], days: float) 
 
 
 async def hints_for(container: Container, connection_id: str) -> list[Hint]:
-    return await _store(container)._due.hints_for(connection_id)  # type: ignore[union-attr]
+    index = container.scheduler.index
+    assert index is not None
+    return await index.hints_for(connection_id)
 
 
 def in_worker(settings: dict[str, str], work: Callable[[Container], Awaitable[T]]) -> T:

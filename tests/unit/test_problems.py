@@ -19,10 +19,18 @@ from shared.errors import (
     ValidationFailed,
     all_error_types,
 )
-from shared.http.api import ApiRequest, Handler, Operation, Security
+from shared.http.api import (
+    DEFAULT_LIMITS,
+    ApiRequest,
+    Handler,
+    Operation,
+    RequestLimits,
+    Security,
+)
 from shared.http.api import dispatch as dispatch_operation
 from shared.http.correlation import correlation_id_from
 from shared.http.models import ApiModel
+from shared.http.problems import DEFAULT_TYPE_BASE
 
 
 def make_request(
@@ -31,9 +39,11 @@ def make_request(
     return func.HttpRequest(method, "http://127.0.0.1/api/x", body=body, headers=headers or {})
 
 
-async def dispatch(handler: Handler, req: func.HttpRequest) -> func.HttpResponse:
+async def dispatch(
+    handler: Handler, req: func.HttpRequest, limits: RequestLimits = DEFAULT_LIMITS
+) -> func.HttpResponse:
     operation = Operation(handler, "op", "x", ("POST",), "test", "test", Security.ANONYMOUS, {})
-    return await dispatch_operation(operation, req)
+    return await dispatch_operation(operation, req, limits=limits)
 
 
 class Draft(ApiModel):
@@ -138,17 +148,17 @@ async def test_body_validation_lists_field_errors_without_values() -> None:
     ],
 )
 async def test_malformed_bodies_get_clear_codes(
-    body: bytes, content_type: str, status: int, code: str, monkeypatch: pytest.MonkeyPatch
+    body: bytes, content_type: str, status: int, code: str
 ) -> None:
-    from shared.http import api
-
-    monkeypatch.setattr(api, "_limits", api.RequestLimits(64, api.DEFAULT_TYPE_BASE))
-
     async def handler(request: ApiRequest) -> func.HttpResponse:
         request.json(Draft)
         return func.HttpResponse("unreachable")
 
-    response = await dispatch(handler, make_request(body, {"content-type": content_type}))
+    response = await dispatch(
+        handler,
+        make_request(body, {"content-type": content_type}),
+        RequestLimits(64, DEFAULT_TYPE_BASE),
+    )
 
     assert response.status_code == status
     assert json.loads(response.get_body())["code"] == code

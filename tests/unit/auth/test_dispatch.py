@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from types import SimpleNamespace
 
 import azure.functions as func
 import pytest
@@ -14,7 +14,6 @@ from shared.http.api import (
     Operation,
     RequestLimits,
     Security,
-    configure_requests,
     dispatch,
     json_response,
 )
@@ -37,11 +36,21 @@ class RecordingAuthenticator:
 
 
 @pytest.fixture
-def authenticator() -> Iterator[RecordingAuthenticator]:
-    recording = RecordingAuthenticator()
-    configure_requests(RequestLimits(1024, DEFAULT_TYPE_BASE), recording)
-    yield recording
-    configure_requests(RequestLimits(50 * 1024 * 1024, DEFAULT_TYPE_BASE), None)
+def authenticator() -> RecordingAuthenticator:
+    return RecordingAuthenticator()
+
+
+async def call(
+    operation: Operation, req: func.HttpRequest, authenticator: RecordingAuthenticator
+) -> func.HttpResponse:
+    """Dispatch as a built blueprint does: the services come from the resolver it was given."""
+    services = SimpleNamespace(callers=authenticator)
+    return await dispatch(
+        operation,
+        req,
+        resolve=lambda: services,  # type: ignore[arg-type,return-value]
+        limits=RequestLimits(1024, DEFAULT_TYPE_BASE),
+    )
 
 
 async def whoami(request: ApiRequest) -> func.HttpResponse:
@@ -62,7 +71,7 @@ def get(authorization: str | None) -> func.HttpRequest:
 async def test_a_bearer_operation_hands_the_caller_to_its_handler(
     authenticator: RecordingAuthenticator,
 ) -> None:
-    response = await dispatch(operation(Security.BEARER), get("Bearer good"))
+    response = await call(operation(Security.BEARER), get("Bearer good"), authenticator)
 
     assert response.status_code == 200
     assert response.get_body() == b'{"oid": "alice-oid"}'
@@ -72,7 +81,7 @@ async def test_a_bearer_operation_hands_the_caller_to_its_handler(
 async def test_a_refused_token_never_reaches_the_handler(
     authenticator: RecordingAuthenticator,
 ) -> None:
-    response = await dispatch(operation(Security.BEARER), get("Bearer bad"))
+    response = await call(operation(Security.BEARER), get("Bearer bad"), authenticator)
 
     assert response.status_code == 401
     assert response.mimetype == "application/problem+json"
@@ -81,7 +90,7 @@ async def test_a_refused_token_never_reaches_the_handler(
 async def test_an_anonymous_operation_authenticates_nobody(
     authenticator: RecordingAuthenticator,
 ) -> None:
-    response = await dispatch(operation(Security.ANONYMOUS), get(None))
+    response = await call(operation(Security.ANONYMOUS), get(None), authenticator)
 
     assert response.status_code == 401  # the handler asked for a caller it cannot have
     assert authenticator.calls == []

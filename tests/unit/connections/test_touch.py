@@ -1,6 +1,6 @@
-"""Recording a caller's use of a connection (TokenService._touch), with an in-memory store:
-once per window per worker, with the access token's refresh time, and never at the cost
-of the caller's request."""
+"""Recording a caller's use of a connection (TokenService._touch), with an in-memory store
+and due index: once per window per worker, armed for the access token's refresh time, and
+never at the cost of the caller's request."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from typing import Any
 
 from shared.audit import MemoryAuditSink
 from shared.connections.models import Connection, ConnectionStatus
+from shared.connections.schedule import Due, DueKind
+from shared.connections.scheduler import DueScheduler
 from shared.connections.tokens import TOUCH_EVERY, TokenService, _Cached
 from shared.errors import StorageUnavailable
-from shared.lifecycle.planning import Due, DueKind
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 EXPIRES = NOW + timedelta(minutes=50)
@@ -20,14 +21,22 @@ CID = "conn00000000000000000000"
 
 class FakeStore:
     def __init__(self, fail: int = 0) -> None:
-        self.touches: list[tuple[str, datetime, Due | None]] = []
+        self.touches: list[tuple[str, datetime, datetime | None]] = []
         self.fail = fail
 
-    async def touch(self, connection: Connection, used: datetime, access: Due | None) -> None:
+    async def touch(self, connection: Connection, used: datetime, due_at: datetime | None) -> None:
         if self.fail:
             self.fail -= 1
             raise StorageUnavailable("down")
-        self.touches.append((connection.id, used, access))
+        self.touches.append((connection.id, used, due_at))
+
+
+class FakeIndex:
+    def __init__(self) -> None:
+        self.hints: list[tuple[list[str], Due]] = []
+
+    async def add(self, connection_ids: list[str], due: Due, attempts: int = 0) -> None:
+        self.hints.append((list(connection_ids), due))
 
 
 class Clocks:
@@ -36,12 +45,13 @@ class Clocks:
         self.wall = NOW
 
 
-def service(store: FakeStore, clocks: Clocks) -> TokenService:
+def service(store: FakeStore, clocks: Clocks, index: FakeIndex | None = None) -> TokenService:
     tokens = TokenService(
         settings=None,  # type: ignore[arg-type]
         msal_client=None,  # type: ignore[arg-type]
         store=store,  # type: ignore[arg-type]
         audit=MemoryAuditSink(),
+        scheduler=DueScheduler(index or FakeIndex(), timedelta(days=7)),  # type: ignore[arg-type]
         clock=lambda: clocks.mono,
         wall_clock=lambda: clocks.wall,
     )
@@ -65,8 +75,8 @@ def connection(**changes: Any) -> Connection:
 
 
 async def test_use_is_recorded_once_per_window_with_the_access_tokens_refresh_time() -> None:
-    store, clocks = FakeStore(), Clocks()
-    tokens = service(store, clocks)
+    store, clocks, index = FakeStore(), Clocks(), FakeIndex()
+    tokens = service(store, clocks, index)
 
     for _ in range(3):
         assert await tokens.access_token(connection(), "corr") == "token"
@@ -75,7 +85,8 @@ async def test_use_is_recorded_once_per_window_with_the_access_tokens_refresh_ti
     await tokens.access_token(connection(), "corr")
 
     access = Due(EXPIRES - timedelta(minutes=10), DueKind.ACCESS)
-    assert store.touches == [(CID, NOW, access), (CID, NOW + TOUCH_EVERY, access)]
+    assert store.touches == [(CID, NOW, access.at), (CID, NOW + TOUCH_EVERY, access.at)]
+    assert index.hints == [([CID], access), ([CID], access)]  # written before the row
 
 
 async def test_a_connection_whose_row_already_shows_recent_use_is_not_touched() -> None:

@@ -9,6 +9,7 @@ import azure.functions as func
 import pytest
 from azure.functions.timer import TimerRequest
 
+from shared.functions.lifecycle import blueprint
 from shared.lifecycle.service import RunStarted
 from tests.support.functions import app_functions
 
@@ -51,18 +52,17 @@ class RecordingLifecycle:
 
 
 @pytest.fixture
-def lifecycle(monkeypatch: pytest.MonkeyPatch) -> RecordingLifecycle:
-    recording = RecordingLifecycle()
-    monkeypatch.setattr(
-        "shared.container.get_container", lambda: SimpleNamespace(lifecycle=recording)
-    )
-    return recording
+def lifecycle() -> RecordingLifecycle:
+    return RecordingLifecycle()
 
 
 async def test_each_handler_hands_its_trigger_to_the_service(
     lifecycle: RecordingLifecycle,
 ) -> None:
-    functions = app_functions()
+    services = SimpleNamespace(lifecycle=lifecycle)
+    app = func.FunctionApp()
+    app.register_functions(blueprint(lambda: services))  # type: ignore[arg-type,return-value]
+    functions = {f.get_function_name(): f for f in app.get_functions()}
     message = func.QueueMessage(body=b"batch")
 
     await functions["lifecycle_timer"].get_user_function()(TimerRequest(past_due=True))

@@ -13,13 +13,15 @@ import pytest
 
 from shared.audit import AuditEvent, MemoryAuditSink
 from shared.connections.models import Connection, ConnectionStatus
+from shared.connections.schedule import Due, DueKind
+from shared.connections.scheduler import DueScheduler
 from shared.errors import IdentityUnavailable, KeyProviderUnavailable, ReauthRequired
+from shared.lifecycle.maintenance import MaintenanceStep
 from shared.lifecycle.messages import WorkBatch, WorkItem
-from shared.lifecycle.planning import Due, DueKind
-from shared.lifecycle.queue import QueueUnavailable
 from shared.lifecycle.service import LifecycleConfig, LifecycleService
-from shared.store.connections import SealedCache, grant_basis
+from shared.store.connections import SealedCache
 from shared.store.due import Hint
+from shared.store.queue import QueueUnavailable
 from shared.store.runs import RunTotals
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -46,8 +48,6 @@ def connection(cid: str, **changes: Any) -> Connection:
 
 
 class FakeDue:
-    idle = IDLE
-
     def __init__(self) -> None:
         self.hints: dict[str, Hint] = {}
         self.lose_claims = False
@@ -114,24 +114,19 @@ class FakeLedger:
 
 
 class FakeStore:
-    """Connection rows with their caches; `plan` is the keep-alive rule alone."""
+    """Connection rows with their caches (no access tokens: the keep-alive rule alone)."""
 
     def __init__(self, *connections: Connection) -> None:
         self.rows = {c.id: c for c in connections}
-        self.rescheduled: list[tuple[str, Due]] = []
+        self.rescheduled: list[tuple[str, datetime]] = []
 
     async def open_cache(self, cid: str) -> SealedCache | None:
         row = self.rows.get(cid)
         return SealedCache(row, b"{}", "etag") if row else None
 
-    def plan(self, conn: Connection, cache: bytes, now: datetime) -> Due | None:
-        if conn.status is not ConnectionStatus.ACTIVE:
-            return None
-        return Due(grant_basis(conn) + IDLE, DueKind.KEEPALIVE)
-
-    async def reschedule(self, sealed: SealedCache, due: Due) -> None:
-        self.rescheduled.append((sealed.connection.id, due))
-        self.rows[sealed.connection.id] = replace(sealed.connection, due_at=due.at)
+    async def point_at(self, sealed: SealedCache, due_at: datetime) -> None:
+        self.rescheduled.append((sealed.connection.id, due_at))
+        self.rows[sealed.connection.id] = replace(sealed.connection, due_at=due_at)
 
 
 class FakeTokens:
@@ -199,13 +194,14 @@ def service(
     built = LifecycleService(
         config=LifecycleConfig(batch_size=batch_size, concurrency=4, run_budget=100),
         due=due,  # type: ignore[arg-type]
+        scheduler=DueScheduler(due, IDLE, store),  # type: ignore[arg-type]
         ledger=FakeLedger(),  # type: ignore[arg-type]
         connections=store,  # type: ignore[arg-type]
         tokens=tokens or FakeTokens(store),  # type: ignore[arg-type]
-        flows=FakeFlows(),  # type: ignore[arg-type]
         key_ring=ring or FakeRing(),  # type: ignore[arg-type]
         queue=queue,
         audit=audit,
+        steps=[MaintenanceStep("flows_purged", FakeFlows().purge_expired)],
         clock=lambda: NOW,
     )
     return built, audit, queue
@@ -332,14 +328,16 @@ async def test_a_hint_that_fired_before_the_connection_was_due_arms_it_for_the_r
     # Refreshed on the request path two days ago: its row still points at the old hint,
     # which fires early by design (that refresh wrote no index entry).
     refreshed = NOW - timedelta(days=2)
+    due = FakeDue()
     store = FakeStore(connection(C0, last_refreshed_at=refreshed))
     tokens = FakeTokens(store)
-    svc, _, _ = service(FakeDue(), store, tokens)
+    svc, _, _ = service(due, store, tokens)
 
     counts = await svc.work(one_item_batch())
 
     assert counts["skipped"] == 1 and tokens.refreshed == []
-    assert store.rescheduled == [(C0, Due(refreshed + IDLE, DueKind.KEEPALIVE))]
+    assert store.rescheduled == [(C0, refreshed + IDLE)]
+    assert (refreshed + IDLE, DueKind.KEEPALIVE) in {(h.at, h.kind) for h in due.naming(C0)}
 
 
 async def test_a_refresh_whose_write_was_lost_to_another_writer_counts_as_skipped() -> None:

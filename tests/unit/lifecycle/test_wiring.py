@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from shared.config import load_settings
-from shared.lifecycle.wiring import queue_account_url, queue_connection_string
+from shared.store.queue import queue_account_url, queue_connection_string
 from tests.support.app import sample_settings
 
 

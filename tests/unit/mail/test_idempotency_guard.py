@@ -137,3 +137,11 @@ def test_the_fingerprint_covers_method_path_query_and_body() -> None:
     assert base != fingerprint("POST", "/api/y", "a=1", b"{}")
     assert base != fingerprint("POST", "/api/x", "a=2", b"{}")
     assert base != fingerprint("POST", "/api/x", "a=1", b"{ }")
+
+
+def test_the_routes_name_the_header_the_guard_reads() -> None:
+    # The HTTP adapter spells the header itself so that importing it loads no storage code.
+    from shared.http.mail_write import IDEMPOTENCY_HEADER
+    from shared.mail.idempotency import HEADER
+
+    assert IDEMPOTENCY_HEADER == HEADER

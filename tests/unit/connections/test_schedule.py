@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from shared.lifecycle.planning import (
+from shared.connections.schedule import (
     BACKOFF_MAX,
     DueKind,
     access_token_expiry,

@@ -1,6 +1,7 @@
-"""The work queue port and its Azure Storage implementation (Azurite locally).
+"""The work queue port and its Azure Storage implementation (Azurite locally), and the one
+place that builds a queue from settings (the lifecycle's and the notifications' alike).
 
-The queue-triggered function reads the same queue through the Functions host's binding
+The queue-triggered functions read the same queues through the Functions host's binding
 (connection setting `AzureWebJobsStorage`); this side only sends.
 """
 
@@ -8,10 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from azure.storage.queue.aio import QueueClient
+
+    from shared.config import Settings
+
+# The host setting the queue triggers bind to (`connection="AzureWebJobsStorage"`). It is a
+# Functions host setting, not one of ours, so it is read here rather than through Settings.
+QUEUE_CONNECTION_SETTING = "AzureWebJobsStorage"
 
 
 class QueueUnavailable(Exception):
@@ -92,3 +101,43 @@ class StorageWorkQueue:
         if self._client is not None:
             await self._client.close()
             self._client = None
+
+
+def queue_account_url(settings: Settings, environ: Mapping[str, str]) -> str | None:
+    """The queue endpoint for identity-based access: the host setting's identity form
+    (`__queueServiceUri`, or `__accountName` in the public cloud), else the queue endpoint of
+    the tables' account (STORAGE_TABLE_ENDPOINT with `.table.` → `.queue.`)."""
+    uri = environ.get(f"{QUEUE_CONNECTION_SETTING}__queueServiceUri", "")
+    if uri:
+        return uri
+    account = environ.get(f"{QUEUE_CONNECTION_SETTING}__accountName", "")
+    if account:
+        return f"https://{account}.queue.core.windows.net"
+    endpoint = str(settings.STORAGE_TABLE_ENDPOINT or "").rstrip("/")
+    return endpoint.replace(".table.", ".queue.", 1) if ".table." in endpoint else None
+
+
+def queue_connection_string(settings: Settings, environ: Mapping[str, str] | None = None) -> str:
+    """Where work is sent: the tables' account when it is reached with a connection string
+    (Azurite, keyed accounts: the same account as `AzureWebJobsStorage` in every local and
+    test setup), else the host's `AzureWebJobsStorage` connection string, else "" (then
+    `queue_account_url` applies). Settings come first so that a container built from explicit
+    settings never picks up a stray environment variable."""
+    if settings.STORAGE_CONNECTION_STRING is not None:
+        return settings.STORAGE_CONNECTION_STRING.get_secret_value()
+    return (os.environ if environ is None else environ).get(QUEUE_CONNECTION_SETTING, "")
+
+
+def storage_queue(
+    settings: Settings, queue_name: str, environ: Mapping[str, str] | None = None
+) -> StorageWorkQueue:
+    """The queue `queue_name` in the host's storage account: by connection string when there
+    is one, else identity-based at its endpoint."""
+    environ = os.environ if environ is None else environ
+    connection_string = queue_connection_string(settings, environ)
+    return StorageWorkQueue(
+        connection_string,
+        queue_name,
+        settings.STORAGE_TIMEOUT_SECONDS,
+        account_url=None if connection_string else queue_account_url(settings, environ),
+    )

@@ -1,6 +1,7 @@
 """When a connection is next due for work, and where that puts it in the due index.
 
-Pure functions only (no I/O), so the store, the timer and the tests share one definition.
+Pure functions only (no I/O), so the scheduler (shared/connections/scheduler.py), the due
+index (shared/store/due.py), the timer and the tests share one definition.
 
 Why buckets: Table Storage has no secondary indexes. The due index keys every entry by a
 time bucket (PartitionKey, `yyyyMMddHHmm` floored to `BUCKET_MINUTES`), so "what is due now"
@@ -14,10 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shared.connections.models import Connection
 
 BUCKET_MINUTES = 5
 _BUCKET_FORMAT = "%Y%m%d%H%M"
-# Refresh an access token this long before it expires (issue #8: "expires within 10 minutes").
+# Refresh an access token this long before it expires ("expires within 10 minutes").
 ACCESS_EARLY = timedelta(minutes=10)
 # A connection used within this window is "warm": its access token is kept fresh too.
 WARM_WINDOW = timedelta(hours=1)
@@ -52,6 +57,11 @@ def bucket_of(moment: datetime) -> str:
         minute=moment.minute - moment.minute % BUCKET_MINUTES, second=0, microsecond=0
     )
     return floored.strftime(_BUCKET_FORMAT)
+
+
+def grant_basis(connection: Connection) -> datetime:
+    """When the connection's grant was last redeemed (or, never refreshed, created)."""
+    return connection.last_refreshed_at or connection.created_at
 
 
 def access_token_expiry(cache: bytes) -> datetime | None:
