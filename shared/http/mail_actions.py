@@ -26,13 +26,14 @@ from shared.errors import (
     ValidationFailed,
 )
 from shared.http.api import ApiBlueprint, ApiRequest, ResponseSpec, json_response
+from shared.http.mailboxes import open_mailbox
 from shared.http.models import ApiModel, MailboxQuery
 from shared.mail import actions
 from shared.mail.actions import FlagStatus
 from shared.mail.models import Message
 
 if TYPE_CHECKING:
-    from shared.connections.mailbox import ConnectedMailbox
+    pass
 
 api = ApiBlueprint("mail-actions")
 
@@ -68,17 +69,6 @@ class AssignCategoryBody(ApiModel):
     )
 
 
-async def _open(request: ApiRequest, mailbox: str | None) -> ConnectedMailbox:
-    """The caller's connection, opened for writing: the request's one authorization."""
-    return await request.services.mailboxes.open(
-        request.caller,
-        request.route("connectionId"),
-        mailbox,
-        write=True,
-        correlation_id=request.correlation_id,
-    )
-
-
 @api.route(
     "connections/{connectionId}/messages/{messageId}/flag",
     methods=("POST",),
@@ -94,7 +84,10 @@ async def messages_flag(request: ApiRequest) -> func.HttpResponse:
     body = request.json(FlagBody)
     writer = request.services.mail_writer
     message = await actions.flag(
-        writer, await _open(request, query.mailbox), request.route("messageId"), body.flagStatus
+        writer,
+        await open_mailbox(request, query.mailbox, write=True),
+        request.route("messageId"),
+        body.flagStatus,
     )
     return json_response(message)
 
@@ -114,7 +107,10 @@ async def messages_mark_read(request: ApiRequest) -> func.HttpResponse:
     body = request.json(MarkReadBody)
     writer = request.services.mail_writer
     message = await actions.mark_read(
-        writer, await _open(request, query.mailbox), request.route("messageId"), body.isRead
+        writer,
+        await open_mailbox(request, query.mailbox, write=True),
+        request.route("messageId"),
+        body.isRead,
     )
     return json_response(message)
 
@@ -134,6 +130,9 @@ async def messages_assign_category(request: ApiRequest) -> func.HttpResponse:
     body = request.json(AssignCategoryBody)
     writer = request.services.mail_writer
     message = await actions.assign_category(
-        writer, await _open(request, query.mailbox), request.route("messageId"), body.category
+        writer,
+        await open_mailbox(request, query.mailbox, write=True),
+        request.route("messageId"),
+        body.category,
     )
     return json_response(message)

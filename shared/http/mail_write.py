@@ -31,6 +31,7 @@ from shared.errors import (
     ValidationFailed,
 )
 from shared.http.api import ApiBlueprint, ApiRequest, HeaderParameter, ResponseSpec
+from shared.http.mailboxes import open_mailbox
 from shared.http.models import ApiModel, MailboxQuery, mailbox_field
 from shared.http.problems import render_problem
 from shared.mail.compose import (
@@ -123,13 +124,7 @@ async def idempotent_write(
 
     container = request.services
     # Before a replay too: a key never reveals anything about another's connection.
-    mb = await container.mailboxes.open(
-        request.caller,
-        request.route("connectionId"),
-        mailbox,
-        write=True,
-        correlation_id=request.correlation_id,
-    )
+    mb = await open_mailbox(request, mailbox, write=True)
     key = request.raw.headers.get(IDEMPOTENCY_HEADER.lower())
     raw = request.raw
     query = "&".join(f"{k}={v}" for k, v in sorted(dict(raw.params).items()))

@@ -25,6 +25,7 @@ from shared.errors import (
     ValidationFailed,
 )
 from shared.http.api import ApiBlueprint, ApiRequest, ResponseSpec, json_response
+from shared.http.mailboxes import open_mailbox
 from shared.http.models import MailboxQuery
 from shared.mail.settings_models import (
     AutomaticRepliesSetting,
@@ -109,13 +110,7 @@ async def automatic_replies_get(request: ApiRequest) -> func.HttpResponse:
 async def automatic_replies_update(request: ApiRequest) -> func.HttpResponse:
     query = request.query(MailboxQuery)
     body = request.json(AutomaticRepliesUpdate)
-    mb = await request.services.mailboxes.open(
-        request.caller,
-        request.route("connectionId"),
-        query.mailbox,
-        write=True,
-        correlation_id=request.correlation_id,
-    )
+    mb = await open_mailbox(request, query.mailbox, write=True)
     return json_response(await _settings(request).update_automatic_replies(mb, body))
 
 

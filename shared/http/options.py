@@ -27,6 +27,7 @@ from shared.errors import (
 )
 from shared.http.api import ApiBlueprint, ApiRequest, ResponseSpec, Security, json_response
 from shared.http.mail_write import IDEMPOTENCY_KEY, idempotent_write
+from shared.http.mailboxes import open_mailbox
 from shared.http.pages import html_page
 from shared.options.models import (
     OptionsSent,
@@ -82,17 +83,6 @@ async def messages_send_with_options(request: ApiRequest) -> func.HttpResponse:
     return await idempotent_write(request, None, produce)
 
 
-async def _open(request: ApiRequest) -> ConnectedMailbox:
-    """The caller's connection, opened for writing: the request's one authorization."""
-    return await request.services.mailboxes.open(
-        request.caller,
-        request.route("connectionId"),
-        None,
-        write=True,
-        correlation_id=request.correlation_id,
-    )
-
-
 _TRIGGER_ERRORS = (
     ValidationFailed,
     ConnectionNotFound,
@@ -117,7 +107,9 @@ _TRIGGER_ERRORS = (
 )
 async def option_subscriptions_create(request: ApiRequest) -> func.HttpResponse:
     body = request.json(OptionSubscriptionCreate)
-    created = await request.services.options.subscribe(await _open(request), body.notificationUrl)
+    created = await request.services.options.subscribe(
+        await open_mailbox(request, write=True), body.notificationUrl
+    )
     base = str(request.services.settings.PUBLIC_BASE_URL).rstrip("/")
     location = (
         f"{base}/api/connections/{quote(created.connectionId, safe='')}"
@@ -137,7 +129,7 @@ async def option_subscriptions_create(request: ApiRequest) -> func.HttpResponse:
 )
 async def option_subscriptions_delete(request: ApiRequest) -> func.HttpResponse:
     await request.services.options.unsubscribe(
-        await _open(request), request.route("subscriptionId")
+        await open_mailbox(request, write=True), request.route("subscriptionId")
     )
     return func.HttpResponse(status_code=204)
 
