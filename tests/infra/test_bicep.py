@@ -47,10 +47,6 @@ PLATFORM_SETTINGS = {
 }
 # Settings the Functions host reads for %NAME% binding expressions (and the app may too).
 HOST_BINDING_SETTINGS = {"LIFECYCLE_SCHEDULE", "LIFECYCLE_QUEUE"}
-# The app's credential settings, agreed with the app side of issue #20 (shared/config.py
-# reads them once that lands): the mode, and the user-assigned identity whose token is the
-# federated credential.
-CREDENTIAL_SETTINGS = {"APP_CREDENTIAL", "MANAGED_IDENTITY_CLIENT_ID"}
 ROOT = INFRA.parent
 
 
@@ -255,7 +251,7 @@ def test_app_settings_hold_no_keyed_connection_string_or_secret() -> None:
 
 def test_app_settings_are_known_and_make_a_valid_production_configuration() -> None:
     settings = app_settings()
-    known = set(Settings.model_fields) | CREDENTIAL_SETTINGS
+    known = set(Settings.model_fields)
     assert set(settings) <= known | PLATFORM_SETTINGS | HOST_BINDING_SETTINGS
 
     # What the platform would hand the worker, with stand-ins for deployment-time values.
