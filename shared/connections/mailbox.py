@@ -137,14 +137,11 @@ class ConnectedMailbox:
             raise Forbidden("This operation was authorized for reading only.")
         token = await self._access_token()
         try:
-            response = await self._send(request, token)
-        except GraphUnauthorized as refused:
-            token = await self._after_unauthorized(refused, token)
-            response = await self._send(request, token)
+            response = await self._send_refreshing(request, token)
         except GraphForbidden as refused:
             if not self.connection.is_application or refused.graph_code != "ErrorAccessDenied":
                 raise
-            token = await self._after_forbidden(request, token)
+            token = await self._after_forbidden(request, self._token or token)
             try:
                 response = await self._send(request, token)
             except GraphForbidden as again:
@@ -167,6 +164,13 @@ class ConnectedMailbox:
             if not isinstance(next_link, str) or not next_link:
                 return
             request = GraphRequest("GET", next_link, prefer=first.prefer)
+
+    async def _send_refreshing(self, request: GraphRequest, token: str) -> GraphResponse:
+        try:
+            return await self._send(request, token)
+        except GraphUnauthorized as refused:
+            token = await self._after_unauthorized(refused, token)
+            return await self._send(request, token)
 
     async def _send(self, request: GraphRequest, token: str) -> GraphResponse:
         return await self._graph.send(

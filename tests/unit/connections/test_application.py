@@ -351,3 +351,16 @@ async def test_the_daily_check_leaves_a_connection_checked_today_alone() -> None
 
     assert await apps.check_scope(conn.last_refreshed_at + timedelta(hours=2)) == 0
     assert store.rows[conn.id].status is ConnectionStatus.ACTIVE
+
+
+async def test_an_expired_token_then_a_403_is_judged_on_the_refreshed_token() -> None:
+    unauthorized = answer(401, {"error": {"code": "InvalidAuthenticationToken"}})
+    answers = iter([unauthorized, access_denied()])
+    seen: list[str] = []
+    boxes = mailboxes(lambda _: next(answers), AppTokenSequence(["Mail.ReadWrite"], []), seen)
+    mb = await boxes.open(ALICE, CONNECTION_ID, correlation_id="c")
+
+    with pytest.raises(ReauthRequired):
+        await mb.send(GraphRequest("GET", mb.path.messages()))
+
+    assert len(seen) == 2
