@@ -3,10 +3,13 @@
 Exchange Online answers a mailbox outside the app's RBAC for Applications scope and a
 missing application permission alike: 403 `ErrorAccessDenied` "Access is denied. Check
 credentials and try again.". The handle fetches a fresh app token once (an admin may have
-changed the app's permissions) and reads its `roles`: without the permission the request
-needs, the app lost its Graph grant (409 `reauth_required` without a loginUrl: an admin must
-grant it again); with it, the mailbox is out of scope (403 `mailbox_out_of_scope`, naming
-the Exchange command that fixes it). Pure functions: no SDK is loaded here.
+changed the app's permissions) and reads its `roles`. A connection created while the token
+carried Entra-granted permissions (kept as its `scopes`) whose fresh token lacks the one the
+request needs lost that grant: 409 `reauth_required` without a loginUrl (an admin must grant
+it again). Otherwise the mailbox is out of scope: 403 `mailbox_out_of_scope`, naming the
+Exchange command that fixes it. That includes deployments where Exchange's RBAC for
+Applications alone grants the permissions: their tokens carry no `roles` at all, and the
+Exchange command is the fix there too. Pure functions: no SDK is loaded here.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ if TYPE_CHECKING:
     from shared.graph.client import GraphRequest
 
 # What each kind of Graph request needs of the app (any one of the set).
+MAIL_ROLES = frozenset({"Mail.Read", "Mail.ReadWrite", "Mail.Send"})
 READ_ROLES = frozenset({"Mail.Read", "Mail.ReadWrite"})
 WRITE_ROLES = frozenset({"Mail.ReadWrite"})
 SEND_ROLES = frozenset({"Mail.Send"})

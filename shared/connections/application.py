@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from shared.audit import AuditEvent, AuditSink, Outcome
 from shared.auth.policy import require_connections_admin
+from shared.connections.app_scope import MAIL_ROLES
 from shared.connections.models import Connection, ConnectionKind, ConnectionStatus
 from shared.errors import (
     ConnectionNotFound,
@@ -117,10 +118,13 @@ class ApplicationConnections:
             display_name=display_name,
         )
         try:
-            await self._probe(connection, correlation_id)
+            roles = await self._probe(connection, correlation_id)
         except (MailboxOutOfScope, ReauthRequired, ValidationFailed) as refused:
             self._audit.emit(self._event(caller, connection, correlation_id, refused))
             raise
+        # The Entra-granted permissions the app's token carried (none where Exchange's RBAC
+        # for Applications alone grants them): losing them later means "admin consent".
+        connection = replace(connection, scopes=sorted(roles & MAIL_ROLES))
         await self._store.save_application(connection)
         self._audit.emit(self._event(caller, connection, correlation_id))
         return connection
@@ -195,9 +199,10 @@ class ApplicationConnections:
             )
         return changed
 
-    async def _probe(self, connection: Connection, correlation_id: str) -> None:
-        """Reach the mailbox's inbox with the app's token; raises MailboxOutOfScope,
-        ReauthRequired (no loginUrl: the app lacks Graph permissions) or ValidationFailed."""
+    async def _probe(self, connection: Connection, correlation_id: str) -> frozenset[str]:
+        """Reach the mailbox's inbox with the app's token and return the token's Graph
+        permissions; raises MailboxOutOfScope, ReauthRequired (no loginUrl: the app lost its
+        Graph permissions) or ValidationFailed (no such mailbox)."""
         mb = self._mailboxes.system(connection, correlation_id=correlation_id)
         request = GraphRequest("GET", f"{mb.path.folders()}/inbox", params={"$select": "id"})
         try:
@@ -207,6 +212,7 @@ class ApplicationConnections:
                 "No mailbox with this name or id exists in the tenant.",
                 errors=[FieldError(("body", "mailbox"), "no such mailbox")],
             ) from None
+        return mb.app_roles
 
     def _event(
         self,

@@ -223,9 +223,20 @@ class ConnectedMailbox:
                     self.connection, self.correlation_id, force_refresh=True
                 )
             token = self._token or used
-        if not token_roles(token) & needed_roles(request):
+        # Only a connection created while the app's token carried Entra-granted permissions
+        # (its `scopes`) can have lost them; with Exchange's RBAC for Applications alone the
+        # token carries none, and any 403 is Exchange's scope speaking.
+        if self.connection.scopes and not token_roles(token) & needed_roles(request):
             raise admin_consent_required()
         return token
+
+    @property
+    def app_roles(self) -> frozenset[str]:
+        """The Graph application permissions the handle's current token carries (empty for
+        a delegated connection, or before the first request)."""
+        if not self.connection.is_application or self._token is None:
+            return frozenset()
+        return token_roles(self._token)
 
 
 class Mailboxes:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -68,7 +69,7 @@ def app_connection(allowed: tuple[str, ...] = ("alice@contoso.test",)) -> Connec
         owner_oid="admin-sp",
         owner_tid=TENANT,
         mailbox="support@contoso.test",
-        scopes=[],
+        scopes=["Mail.ReadWrite", "Mail.Send"],  # granted in Entra when it was created
         status=ConnectionStatus.ACTIVE,
         created_at=datetime(2026, 12, 1, tzinfo=UTC),
         kind=ConnectionKind.APPLICATION,
@@ -309,6 +310,7 @@ async def test_creating_probes_the_inbox_stores_no_grant_and_audits_the_mode() -
 
     assert store.rows[created.id].kind is ConnectionKind.APPLICATION
     assert store.rows[created.id].allowed == ("alice@contoso.test",)
+    assert store.rows[created.id].scopes == ["Mail.ReadWrite"]
     assert store.caches == {}
     [event] = audit.events
     assert (event.action, event.mode, event.caller_app_id) == (
@@ -364,3 +366,13 @@ async def test_an_expired_token_then_a_403_is_judged_on_the_refreshed_token() ->
         await mb.send(GraphRequest("GET", mb.path.messages()))
 
     assert len(seen) == 2
+
+
+async def test_without_entra_granted_roles_every_403_is_exchanges_scope() -> None:
+    # RBAC for Applications alone: the app's tokens carry no roles, so nothing was "revoked".
+    conn = replace(app_connection(), scopes=[])
+    boxes = mailboxes(lambda _: access_denied(), AppTokenSequence([], []), [], conn)
+    mb = await boxes.open(ALICE, CONNECTION_ID, correlation_id="c")
+
+    with pytest.raises(MailboxOutOfScope):
+        await mb.send(GraphRequest("GET", mb.path.messages()))
