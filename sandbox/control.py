@@ -94,6 +94,8 @@ class TokenBody(_Body):
     app: bool = False
     scopes: list[str] | None = None
     roles: list[str] | None = None
+    # Security groups' object ids, as Entra's `groups` claim (a registration set to emit them).
+    groups: list[str] | None = None
     client_id: str | None = Field(default=None, alias="clientId")
     lifetime_seconds: int | None = Field(default=None, ge=1, alias="lifetimeSeconds")
 
@@ -105,6 +107,8 @@ class TokenBody(_Body):
             raise ValueError('app tokens carry "roles", not "scopes"')
         if self.user is not None and self.roles is not None:
             raise ValueError('user tokens carry "scopes", not "roles"')
+        if self.app and self.groups is not None:
+            raise ValueError('"groups" is a claim of user tokens')
         return self
 
 
@@ -333,7 +337,12 @@ def routes(ctx: SandboxContext) -> list[BaseRoute]:
                 return _bad_request(f"'{user.upn}' is a shared mailbox and cannot sign in")
             scopes = body.scopes if body.scopes is not None else list(ctx.directory.app.scopes)
             issued = mint_api_token(
-                ctx, client_id=client_id, user=user, scopes=scopes, lifetime=body.lifetime_seconds
+                ctx,
+                client_id=client_id,
+                user=user,
+                scopes=scopes,
+                lifetime=body.lifetime_seconds,
+                groups=body.groups,
             )
         else:
             issued = mint_api_token(

@@ -30,6 +30,7 @@ ALICE = "alice@contoso.test"
 BOB = "bob@contoso.test"
 SUPPORT = "support@contoso.test"
 ADMIN_APP = "5e2d8c1a-7f3b-4a9e-b6d0-1c2e3f4a5b6c"  # the tenant's admin automation
+ADMIN_GROUP = "0b5a1f7e-8d2c-4c4e-9a1b-2f3e4d5c6b7a"  # ADMIN_GROUP_ID: Exchange admins
 MB = 1024 * 1024
 
 
@@ -50,6 +51,7 @@ def app_only(
         "NOTIFICATIONS_QUEUE": f"{tag}-notify",
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{spare_app_port}",
         "ALLOW_HTTP_LOOPBACK_WEBHOOKS": "true",
+        "ADMIN_GROUP_ID": ADMIN_GROUP,
         "AUDIT_LOG_PATH": str(tmp / "audit.jsonl"),
         "LOCAL_KEY_FILE": str(tmp / "dev-keys.json"),
     }
@@ -250,6 +252,43 @@ def test_only_an_admin_creates_one(alice: httpx.Client) -> None:
 
     assert refused.status_code == 403
     assert refused.json()["code"] == "forbidden"
+
+
+def test_a_person_in_the_admin_group_creates_one_too(
+    app_only: tuple[AppServer, Path], sandbox: SandboxServer
+) -> None:
+    with sandbox.client() as control:
+        minted = control.post("/_sandbox/token", json={"user": BOB, "groups": [ADMIN_GROUP]})
+    with client(app_only[0], minted.json()["access_token"]) as bob_admin:
+        created = bob_admin.post("/connections", json={"mode": "application", "mailbox": SUPPORT})
+        assert created.status_code == 201, created.text
+        listed = bob_admin.get("/connections").json()["value"]
+        removed = bob_admin.delete(f"/connections/{created.json()['id']}")
+
+    assert created.json()["ownerOid"] in {c["ownerOid"] for c in listed}
+    assert removed.status_code == 204
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"mode": "delegated", "mailbox": SUPPORT},
+        {"mode": "application", "mailbox": "../me"},
+        {"mode": "application", "mailbox": SUPPORT, "allowed": ["not a principal"]},
+        {"mode": "application"},
+    ],
+)
+def test_bad_input_is_a_validation_problem_before_any_graph_call(
+    admin: httpx.Client, sandbox: SandboxServer, body: dict[str, Any]
+) -> None:
+    with sandbox.client() as control:
+        control.delete("/_sandbox/requests").raise_for_status()
+
+    refused = admin.post("/connections", json=body)
+
+    assert refused.status_code == 400
+    assert refused.json()["code"] == "validation_failed"
+    assert graph_requests(sandbox) == []
 
 
 def test_a_revoked_grant_needs_an_admin_not_a_login(

@@ -185,3 +185,13 @@ def test_a_delegated_subscription_on_another_mailbox_is_refused_even_with_full_a
     assert response.status_code == 403
     assert error_code(response) == "ExtensionError"
     assert receiver.handshakes == []
+
+
+def test_a_user_token_can_carry_the_users_groups(sandbox: SandboxServer) -> None:
+    group = "0b5a1f7e-8d2c-4c4e-9a1b-2f3e4d5c6b7a"
+    with sandbox.client() as control:
+        minted = control.post("/_sandbox/token", json={"user": ALICE, "groups": [group]})
+        refused = control.post("/_sandbox/token", json={"app": True, "groups": [group]})
+
+    assert unverified_claims(minted.json()["access_token"])["groups"] == [group]
+    assert refused.status_code == 400
