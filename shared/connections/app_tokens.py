@@ -38,7 +38,10 @@ class AppTokens:
             logger.warning("the app credential is unusable: %s", exc.reason)
             raise IdentityUnavailable("The app's own credential could not be used.") from None
         except IdentityError as exc:
-            if exc.error in {"invalid_grant", "unauthorized_client", "invalid_client"}:
+            # The app's service principal is disabled or its grant withdrawn: an admin must
+            # act. A wrong credential (invalid_client) is the operator's, like for delegated
+            # connections: 503 and a log line, not a 409 that blames the connection.
+            if exc.error in {"invalid_grant", "unauthorized_client"}:
                 self._audit.emit(
                     AuditEvent(
                         "connection.reauth_required",
@@ -50,6 +53,7 @@ class AppTokens:
                     )
                 )
                 raise admin_consent_required() from None
+            logger.warning("the identity provider refused the app's Graph token: %s", exc.error)
             raise IdentityUnavailable(
                 "The identity provider could not issue the app's access."
             ) from None
