@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from sandbox.directory import stable_id
+from sandbox.directory import ManagementScope, stable_id
 from sandbox.identity.authorize import AUTHORIZE_ERROR_DEFAULTS
 from sandbox.identity.claims import ClaimsDemand
 from sandbox.identity.credentials import EXCHANGE_AUDIENCE, FederatedCredential
@@ -94,6 +94,8 @@ class TokenBody(_Body):
     app: bool = False
     scopes: list[str] | None = None
     roles: list[str] | None = None
+    # Security groups' object ids, as Entra's `groups` claim (a registration set to emit them).
+    groups: list[str] | None = None
     client_id: str | None = Field(default=None, alias="clientId")
     lifetime_seconds: int | None = Field(default=None, ge=1, alias="lifetimeSeconds")
 
@@ -105,6 +107,8 @@ class TokenBody(_Body):
             raise ValueError('app tokens carry "roles", not "scopes"')
         if self.user is not None and self.roles is not None:
             raise ValueError('user tokens carry "scopes", not "roles"')
+        if self.app and self.groups is not None:
+            raise ValueError('"groups" is a claim of user tokens')
         return self
 
 
@@ -141,6 +145,40 @@ class RevokeBody(_Body):
 class AppRolesBody(_Body):
     resource: Literal["api", "graph"]
     roles: list[str]
+
+
+# Application permissions of Microsoft Graph an admin may grant the app (admin consent).
+GRANTABLE_GRAPH_ROLES = frozenset(
+    {
+        "Mail.Read",
+        "Mail.ReadWrite",
+        "Mail.Send",
+        "MailboxSettings.Read",
+        "MailboxSettings.ReadWrite",
+    }
+)
+
+
+class AppGrantsBody(_Body):
+    roles: list[str] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _known_roles(self) -> AppGrantsBody:
+        unknown = sorted(set(self.roles) - GRANTABLE_GRAPH_ROLES)
+        if unknown:
+            raise ValueError(f"not a grantable Graph application permission: {unknown}")
+        return self
+
+
+class AppScopeBody(_Body):
+    all: bool = False
+    mailboxes: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _all_or_list(self) -> AppScopeBody:
+        if self.all and self.mailboxes:
+            raise ValueError('give either "all": true or "mailboxes", not both')
+        return self
 
 
 class ManagedIdentityBody(_Body):
@@ -299,7 +337,12 @@ def routes(ctx: SandboxContext) -> list[BaseRoute]:
                 return _bad_request(f"'{user.upn}' is a shared mailbox and cannot sign in")
             scopes = body.scopes if body.scopes is not None else list(ctx.directory.app.scopes)
             issued = mint_api_token(
-                ctx, client_id=client_id, user=user, scopes=scopes, lifetime=body.lifetime_seconds
+                ctx,
+                client_id=client_id,
+                user=user,
+                scopes=scopes,
+                lifetime=body.lifetime_seconds,
+                groups=body.groups,
             )
         else:
             issued = mint_api_token(
@@ -396,6 +439,57 @@ def routes(ctx: SandboxContext) -> list[BaseRoute]:
         ctx.identity.app_roles[body.resource] = tuple(body.roles)
         return Response(status_code=204)
 
+    def _known_app(request: Request) -> str | None:
+        client_id = str(request.path_params["client_id"]).lower()
+        return client_id if client_id == ctx.directory.app.client_id else None
+
+    def _no_such_app() -> JSONResponse:
+        return JSONResponse(
+            {"error": "not_found", "message": "no app registration with this client id"},
+            status_code=404,
+        )
+
+    async def app_grants(request: Request) -> Response:
+        """Admin consent to Graph application permissions: POST sets them, DELETE revokes
+        them all (tokens issued later carry no `roles`), GET shows them."""
+        if _known_app(request) is None:
+            return _no_such_app()
+        if request.method == "DELETE":
+            ctx.identity.app_roles["graph"] = ()
+            return Response(status_code=204)
+        if request.method == "POST":
+            body = await _parse(request, AppGrantsBody)
+            if isinstance(body, JSONResponse):
+                return body
+            ctx.identity.app_roles["graph"] = tuple(sorted(set(body.roles)))
+        return JSONResponse({"roles": list(ctx.identity.app_roles.get("graph", ()))})
+
+    async def app_scope(request: Request) -> Response:
+        """Exchange RBAC for Applications: the mailboxes the app's permissions reach."""
+        client_id = _known_app(request)
+        if client_id is None:
+            return _no_such_app()
+        if request.method == "POST":
+            body = await _parse(request, AppScopeBody)
+            if isinstance(body, JSONResponse):
+                return body
+            mailboxes = {m.strip().lower() for m in body.mailboxes}
+            unknown = sorted(m for m in mailboxes if ctx.directory.find(m) is None)
+            if unknown:
+                return _bad_request(f"mailboxes names unknown mailboxes: {unknown}")
+            ctx.directory.app_scopes[client_id] = ManagementScope(
+                all=body.all, mailboxes={u.upn for m in mailboxes if (u := ctx.directory.find(m))}
+            )
+        elif request.method == "DELETE":
+            # No assignment left: the Entra grant alone decides (every mailbox).
+            ctx.directory.app_scopes.pop(client_id, None)
+        scope = ctx.directory.app_scopes.get(client_id)
+        if scope is None:
+            return JSONResponse({"scoped": False, "all": True, "mailboxes": []})
+        return JSONResponse(
+            {"scoped": True, "all": scope.all, "mailboxes": sorted(scope.mailboxes)}
+        )
+
     async def managed_identity(request: Request) -> Response:
         body = await _parse(request, ManagedIdentityBody)
         if isinstance(body, JSONResponse):
@@ -488,6 +582,8 @@ def routes(ctx: SandboxContext) -> list[BaseRoute]:
         Route("/identity/refresh-error", refresh_error, methods=["POST", "DELETE"]),
         Route("/identity/revoke", revoke, methods=["POST"]),
         Route("/identity/app-roles", app_roles, methods=["POST"]),
+        Route("/apps/{client_id}/grants", app_grants, methods=["GET", "POST", "DELETE"]),
+        Route("/apps/{client_id}/scope", app_scope, methods=["GET", "POST", "DELETE"]),
         Route("/managed-identity", managed_identity, methods=["POST"]),
         Route(
             "/identity/federated-credentials",

@@ -69,11 +69,27 @@ class AppRegistration:
 
 
 @dataclass
+class ManagementScope:
+    """Exchange Online RBAC for Applications: the mailboxes an app's application permissions
+    reach (`New-ManagementRoleAssignment -App … -CustomResourceScope …`). `all` stands for
+    an assignment without a scope (every mailbox of the organization)."""
+
+    all: bool = False
+    mailboxes: set[str] = field(default_factory=set)  # lower-case UPNs
+
+    def covers(self, mailbox: User) -> bool:
+        return self.all or mailbox.upn in self.mailboxes
+
+
+@dataclass
 class Directory:
     tenant_id: str
     domain: str
     app: AppRegistration
     users: dict[str, User] = field(default_factory=dict)  # keyed by lower-case UPN
+    # Per client id. An app with no entry is not restricted by Exchange: its Entra grant
+    # reaches every mailbox, as Graph's application permissions do without RBAC scoping.
+    app_scopes: dict[str, ManagementScope] = field(default_factory=dict)
 
     def add_user(
         self,
@@ -120,4 +136,9 @@ def default_directory(extra_redirect_uris: tuple[str, ...] = ()) -> Directory:
     directory.add_user("alice@contoso.test", "Alice Example", ["support@contoso.test"])
     directory.add_user("bob@contoso.test", "Bob Example")
     directory.add_user("support@contoso.test", "Contoso Support", is_shared_mailbox=True)
+    # The product's app is scoped to the default mailboxes; a mailbox added later is outside
+    # until a test widens the scope (POST /_sandbox/apps/{clientId}/scope).
+    directory.app_scopes[CLIENT_ID] = ManagementScope(
+        mailboxes={"alice@contoso.test", "bob@contoso.test", "support@contoso.test"}
+    )
     return directory

@@ -55,6 +55,8 @@ SUMMARIES: dict[str, str] = {
     "connections_list": "List connections",
     "connections_get": "Get a connection",
     "connections_delete": "Remove a connection",
+    "connections_create": "Connect a shared mailbox (admin)",
+    "connections_update": "Change who may use a shared mailbox (admin)",
     "messages_list": "List emails",
     "messages_get": "Get an email",
     "messages_mime": "Export an email as MIME",
@@ -150,6 +152,10 @@ PARAMETER_TEXT: dict[str, tuple[str, str]] = {
     "body": ("Body Part", "full: the whole body; unique: only the new text."),
     IDEMPOTENCY_HEADER: ("Idempotency Key", ""),  # its description is the API's own
 }
+# Actions only an administrator can use: listed under the designer's advanced actions, out
+# of the everyday list (the API answers 403 to anyone else).
+ADVANCED_OPERATIONS = frozenset({"connections_create", "connections_update"})
+
 # Rarely used filters and knobs: shown under "Show advanced options".
 ADVANCED = frozenset(
     {
@@ -510,6 +516,8 @@ def build_definition(
             }
             if body is not None:
                 operation["consumes"] = ["application/json"]
+            if op["operationId"] in ADVANCED_OPERATIONS:
+                operation["x-ms-visibility"] = "advanced"
             if method == "get" and NEXT_LINK in _list_properties(definitions, success_model):
                 operation["x-ms-pageable"] = {"nextLinkName": NEXT_LINK}
             if op["operationId"] in TRIGGERS:

@@ -82,6 +82,18 @@ def _split_scopes(value: object) -> object:
     return value
 
 
+# Microsoft Graph's application id, the same in every cloud, and its public hosts.
+_GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+_GRAPH_HOSTS = frozenset(
+    {
+        "graph.microsoft.com",
+        "graph.microsoft.us",
+        "dod-graph.microsoft.us",
+        "microsoftgraph.chinacloudapi.cn",
+    }
+)
+
+
 class Settings(BaseModel):
     """Every setting the app reads. See README.md ("Settings") for what each one does."""
 
@@ -104,6 +116,10 @@ class Settings(BaseModel):
     LOCAL_CERTIFICATE_FILE: Path | None = None
     API_AUDIENCE: str | None = None  # default: api://{CLIENT_ID}
     API_SCOPE: str = "access_as_user"
+    # People in this Entra security group may create and change application (app-only)
+    # connections, like callers holding the app role Connections.Admin. Checked against the
+    # token's `groups` claim (the API's registration must emit security groups).
+    ADMIN_GROUP_ID: UUID | None = None
 
     # Clouds: public Entra + Graph by default; national clouds and the sandbox by setting.
     AUTHORITY_HOST: SecureUrl = HttpUrl("https://login.microsoftonline.com")
@@ -391,6 +407,16 @@ class Settings(BaseModel):
     @cached_property
     def graph_base_url(self) -> str:
         return str(self.GRAPH_BASE_URL).rstrip("/")
+
+    @cached_property
+    def graph_app_scope(self) -> str:
+        """The client-credentials scope for Graph (application connections): the cloud's
+        Graph resource URI when GRAPH_BASE_URL is one of Microsoft's Graph hosts, else Graph's
+        application id, which every Entra cloud (and the sandbox) accepts as the resource."""
+        host = (self.GRAPH_BASE_URL.host or "").lower()
+        if host in _GRAPH_HOSTS:
+            return f"https://{host}/.default"
+        return f"{_GRAPH_APP_ID}/.default"
 
     @cached_property
     def cursor_secret(self) -> bytes | None:

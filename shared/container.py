@@ -18,6 +18,7 @@ from shared.config import Settings, load_settings
 if TYPE_CHECKING:
     from shared.audit import AuditSink
     from shared.auth.caller import CallerAuthenticator
+    from shared.connections.application import ApplicationConnections
     from shared.connections.mailbox import Mailboxes
     from shared.connections.scheduler import DueScheduler
     from shared.connections.service import ConnectionService
@@ -44,6 +45,7 @@ class Container:
     callers: CallerAuthenticator
     key_ring: KeyRingCache
     connections: ConnectionService
+    application_connections: ApplicationConnections
     scheduler: DueScheduler
     tokens: TokenService
     mailboxes: Mailboxes
@@ -72,6 +74,8 @@ class Container:
         # Imported here, not at module level: `import function_app` stays cheap.
         from shared.audit import build_audit_sink
         from shared.auth.tokens import JwtCallerAuthenticator
+        from shared.connections.app_tokens import AppTokens
+        from shared.connections.application import ApplicationConnections
         from shared.connections.mailbox import Mailboxes
         from shared.connections.scheduler import DueScheduler
         from shared.connections.service import ConnectionService
@@ -127,7 +131,19 @@ class Container:
         connections = ConnectionService(
             settings, msal_client, signins, connection_store, audit, scheduler
         )
-        mailboxes = Mailboxes(connections, tokens, graph)
+        mailboxes = Mailboxes(
+            connections,
+            tokens,
+            graph,
+            app_tokens=AppTokens(msal_client, audit),
+            app_client_id=str(settings.CLIENT_ID),
+        )
+        application_connections = ApplicationConnections(
+            connection_store,
+            mailboxes,
+            audit,
+            str(settings.ADMIN_GROUP_ID) if settings.ADMIN_GROUP_ID else None,
+        )
         mail_reader = MailReader(mailboxes, cursor_codec_from_settings(settings), audit)
         mail_writer, idempotency, close_writer = build_mail_writer(
             settings, graph, tables, key_ring, audit
@@ -160,6 +176,9 @@ class Container:
                 MaintenanceStep("flows_purged", flows.purge_expired),
                 MaintenanceStep("idempotency_keys_purged", idempotency.purge_expired),
                 MaintenanceStep("subscriptions_renewed", notifications.subscriptions.renew_due),
+                # Nothing to refresh for application connections: once a day, each is
+                # checked to still reach its mailbox (out_of_scope otherwise).
+                MaintenanceStep("application_scopes_changed", application_connections.check_scope),
             ],
         )
         closers.append(work_queue.aclose)
@@ -172,6 +191,7 @@ class Container:
             callers=callers or JwtCallerAuthenticator.from_settings(settings, audit),
             key_ring=key_ring,
             connections=connections,
+            application_connections=application_connections,
             scheduler=scheduler,
             tokens=tokens,
             mailboxes=mailboxes,

@@ -104,11 +104,22 @@ class Conflict(ApiError):
     code, status, title = "conflict", 409, "Conflict"
 
 
+class MailboxOutOfScope(ApiError):
+    """An application connection's mailbox is outside what Exchange Online lets the app reach
+    (RBAC for Applications); only an Exchange administrator can change that."""
+
+    code, status, title = "mailbox_out_of_scope", 403, "The mailbox is outside the app's scope"
+
+
 class ReauthRequired(ApiError):
+    """Delegated: the person must connect again (`loginUrl`). Application connections have
+    no person to send anywhere: without `login_url` an administrator must grant the app's
+    permissions again, and the answer carries no `loginUrl`."""
+
     code, status, title = "reauth_required", 409, "The mailbox must be connected again"
 
-    def __init__(self, login_url: str, detail: str | None = None) -> None:
-        super().__init__(detail, extensions={"loginUrl": login_url})
+    def __init__(self, login_url: str | None, detail: str | None = None) -> None:
+        super().__init__(detail, extensions={"loginUrl": login_url} if login_url else None)
 
 
 class PayloadTooLarge(ApiError):

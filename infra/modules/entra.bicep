@@ -115,7 +115,7 @@ resource apiApp 'Microsoft.Graph/applications@v1.0' = {
       ]
       isEnabled: true
       displayName: 'Administer connections'
-      description: 'Daemon callers: manage every connection (list, remove).'
+      description: 'Admin callers: connect shared mailboxes for the app itself (application connections) and choose who may use them.'
     }
   ]
 }

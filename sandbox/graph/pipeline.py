@@ -160,6 +160,7 @@ def authorize(ctx: SandboxContext, principal: Principal, mailbox_user: User, nee
     if principal.kind == "app":
         if not principal.roles & _APP_ROLES[need]:
             raise errors.access_denied()
+        check_management_scope(ctx, principal, mailbox_user)
         return
     own = principal.upn is not None and principal.upn.lower() == mailbox_user.upn
     wanted = _OWN_SCOPES[need] if own else _OTHER_SCOPES[need]
@@ -169,6 +170,16 @@ def authorize(ctx: SandboxContext, principal: Principal, mailbox_user: User, nee
         caller = ctx.directory.find(principal.upn or "")
         if caller is None or not ctx.directory.may_access_mailbox(caller, mailbox_user):
             raise errors.access_denied()
+
+
+def check_management_scope(ctx: SandboxContext, principal: Principal, mailbox_user: User) -> None:
+    """Exchange's RBAC for Applications: an app token reaches only mailboxes in the app's
+    management scope. Exchange answers a mailbox outside it exactly like a missing
+    permission (403 ErrorAccessDenied), so a client cannot tell the two apart from the
+    answer alone."""
+    scope = ctx.directory.app_scopes.get(principal.app_id)
+    if scope is not None and not scope.covers(mailbox_user):
+        raise errors.access_denied()
 
 
 def throttle_key(principal: Principal, mailbox: Mailbox) -> tuple[str, str]:

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from sandbox.context import SandboxContext
     from sandbox.directory import User
     from sandbox.graph.store import Mailbox, Message
+    from sandbox.principal import Principal
 
 logger = logging.getLogger(__name__)
 
@@ -240,6 +241,7 @@ def _resolve(ctx: SandboxContext, request: GraphRequest, resource: Any) -> tuple
     user = ctx.directory.find(ref)
     if user is None:
         raise errors.invalid_user(ref)
+    refuse_foreign_delegated(principal, user)
     authorize(ctx, principal, user, "read")
     mailbox = ctx.mail.ensure_mailbox(user)
     folder_ref = match.group("folder") or match.group("folder_q")
@@ -249,6 +251,19 @@ def _resolve(ctx: SandboxContext, request: GraphRequest, resource: Any) -> tuple
     if folder is None:
         raise errors.item_not_found()
     return user, folder.id
+
+
+def refuse_foreign_delegated(principal: Principal, user: User) -> None:
+    """Graph accepts a delegated subscription only on the signed-in user's own mailbox;
+    even with full access to another (shared) mailbox, Exchange refuses to create it with
+    an ExtensionError wrapping Forbidden. Only application permissions subscribe to any
+    user's folders."""
+    if principal.kind == "user" and (principal.upn or "").lower() != user.upn:
+        raise GraphError(
+            403,
+            "ExtensionError",
+            "Operation: Create; Exception: [Status Code: Forbidden; Reason: Forbidden]",
+        )
 
 
 async def _create(ctx: SandboxContext, request: GraphRequest) -> GraphResponse:

@@ -158,8 +158,11 @@ def mint_api_token(
     scopes: list[str] | None = None,
     roles: list[str] | None = None,
     lifetime: int | None = None,
+    groups: list[str] | None = None,
 ) -> IssuedToken:
-    """A v2-format access token for this API: `aud` is the API's client id, not its URI."""
+    """A v2-format access token for this API: `aud` is the API's client id, not its URI.
+    `groups`: the user's security groups, as Entra emits them when the registration asks for
+    group claims (`groupMembershipClaims`)."""
     lifetime = ctx.settings.access_token_lifetime_seconds if lifetime is None else lifetime
     claims: dict[str, Any] = {
         "aud": ctx.directory.app.client_id,
@@ -182,6 +185,8 @@ def mint_api_token(
                 "sub": pairwise_sub(user.id, client_id),
             }
         )
+        if groups:
+            claims["groups"] = list(groups)
     return _issue_access(ctx, claims, user, client_id, roles, lifetime)
 
 

@@ -29,6 +29,8 @@ class AuditEvent:
     mailbox: str | None = None
     graph_request_id: str | None = None
     reason: str | None = None  # a stable reason code, never free text from outside
+    # How the connection reaches its mailbox (`delegated` / `application`), where it matters.
+    mode: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
     time: datetime = field(default_factory=lambda: datetime.now(UTC))
 

@@ -21,6 +21,9 @@ class Caller:
     scopes: frozenset[str]  # `scp`, delegated tokens
     roles: frozenset[str]  # `roles`, application tokens
     upn: str | None = None  # `preferred_username` / `upn`, delegated tokens only
+    # `groups`: the security groups' object ids Entra put in the token (when the API's
+    # registration asks for group claims); compared with ADMIN_GROUP_ID.
+    groups: frozenset[str] = frozenset()
 
 
 class CallerAuthenticator(Protocol):

@@ -234,6 +234,7 @@ class JwtCallerAuthenticator:
             raise _Rejected(DenialReason.MISSING_CLAIMS)
         kind, scopes, roles = _grants(claims, rules.scope)
         upn = claims.get("preferred_username", claims.get("upn")) if kind == "user" else None
+        groups = claims.get("groups")
         return Caller(
             kind=kind,
             tenant_id=tid,
@@ -242,6 +243,11 @@ class JwtCallerAuthenticator:
             scopes=scopes,
             roles=roles,
             upn=upn if isinstance(upn, str) else None,
+            groups=(
+                frozenset(g.lower() for g in groups if isinstance(g, str))
+                if isinstance(groups, list)
+                else frozenset()
+            ),
         )
 
     def _deny(

@@ -10,6 +10,11 @@ The handle gets the connection's access token on first use and keeps it; a 401 f
 goes through `_after_unauthorized`, the one place that decides what a refused token means
 (refresh once per handle, carrying a CAE claims challenge's claims if Graph sent one; then
 give up).
+
+An application connection (no person: the app's client-credentials token) always addresses
+its one mailbox as `/users/{mailbox}`, never `/me`, and a 403 from Graph goes through
+`_after_forbidden`, which tells a lost app permission from a mailbox outside the app's
+Exchange scope (shared/connections/app_scope.py).
 """
 
 from __future__ import annotations
@@ -18,9 +23,15 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Protocol
 
-from shared.errors import Forbidden
+from shared.connections.app_scope import (
+    admin_consent_required,
+    needed_roles,
+    out_of_scope,
+    token_roles,
+)
+from shared.errors import FieldError, Forbidden, ValidationFailed
 from shared.graph.client import GraphRequest
-from shared.graph.errors import GraphUnauthorized
+from shared.graph.errors import GraphForbidden, GraphUnauthorized
 from shared.graph.paths import MailboxPath
 
 if TYPE_CHECKING:
@@ -73,17 +84,30 @@ class ConnectedMailbox:
         correlation_id: str,
         tokens: AccessTokens,
         graph: GraphSender,
+        app_client_id: str = "",
     ) -> None:
         self.connection = connection
         self.caller = caller
         self.writable = writable
         self.correlation_id = correlation_id
-        # Validated here, once: a malformed mailbox is a 400 before any token is fetched.
-        self.path = MailboxPath.of(mailbox)
+        self._app_client_id = app_client_id
+        if connection.is_application:
+            if mailbox is not None and mailbox.lower() != connection.mailbox.lower():
+                raise ValidationFailed(
+                    "An application connection reaches only its own mailbox; omit mailbox.",
+                    errors=[FieldError(("query", "mailbox"), "not this connection's mailbox")],
+                )
+            # No signed-in user: Graph's `/me` means nothing to an app token.
+            self.path = MailboxPath.of(connection.mailbox)
+        else:
+            # Validated here, once: a malformed mailbox is a 400 before any token is fetched.
+            self.path = MailboxPath.of(mailbox)
         # The mailbox Graph acts on: the shared one a caller named, else the connected user's.
         # Outlook throttles per app and mailbox, and audit names it, so both use this key.
         self.key = (mailbox or connection.mailbox).lower()
-        self.is_shared = self.key != connection.mailbox.lower()
+        # Another person's mailbox reached with *delegated* access (Graph's limits for that
+        # case apply, e.g. no upload sessions); an application connection never is.
+        self.is_shared = not connection.is_application and self.key != connection.mailbox.lower()
         self._tokens = tokens
         self._graph = graph
         self._token: str | None = None
@@ -113,10 +137,17 @@ class ConnectedMailbox:
             raise Forbidden("This operation was authorized for reading only.")
         token = await self._access_token()
         try:
-            response = await self._send(request, token)
-        except GraphUnauthorized as refused:
-            token = await self._after_unauthorized(refused, token)
-            response = await self._send(request, token)
+            response = await self._send_refreshing(request, token)
+        except GraphForbidden as refused:
+            if not self.connection.is_application or refused.graph_code != "ErrorAccessDenied":
+                raise
+            token = await self._after_forbidden(request, self._token or token)
+            try:
+                response = await self._send(request, token)
+            except GraphForbidden as again:
+                if again.graph_code != "ErrorAccessDenied":
+                    raise
+                raise out_of_scope(self._app_client_id, self.connection.mailbox) from None
         if response.request_id:
             self._request_ids.append(response.request_id)
         return response
@@ -133,6 +164,13 @@ class ConnectedMailbox:
             if not isinstance(next_link, str) or not next_link:
                 return
             request = GraphRequest("GET", next_link, prefer=first.prefer)
+
+    async def _send_refreshing(self, request: GraphRequest, token: str) -> GraphResponse:
+        try:
+            return await self._send(request, token)
+        except GraphUnauthorized as refused:
+            token = await self._after_unauthorized(refused, token)
+            return await self._send(request, token)
 
     async def _send(self, request: GraphRequest, token: str) -> GraphResponse:
         return await self._graph.send(
@@ -174,16 +212,51 @@ class ConnectedMailbox:
                 )
             return self._token
 
+    async def _after_forbidden(self, request: GraphRequest, used: str) -> str:
+        """An application connection's 403: fetch the app's token anew, once per handle (an
+        admin may have granted or revoked permissions since the cached one was issued), and
+        give up at once when even the fresh one lacks the permission `request` needs."""
+        async with self._token_lock:
+            if not self._refreshed and self._token == used:
+                self._refreshed = True
+                self._token = await self._tokens.access_token(
+                    self.connection, self.correlation_id, force_refresh=True
+                )
+            token = self._token or used
+        # Only a connection created while the app's token carried Entra-granted permissions
+        # (its `scopes`) can have lost them; with Exchange's RBAC for Applications alone the
+        # token carries none, and any 403 is Exchange's scope speaking.
+        if self.connection.scopes and not token_roles(token) & needed_roles(request):
+            raise admin_consent_required()
+        return token
+
+    @property
+    def app_roles(self) -> frozenset[str]:
+        """The Graph application permissions the handle's current token carries (empty for
+        a delegated connection, or before the first request)."""
+        if not self.connection.is_application or self._token is None:
+            return frozenset()
+        return token_roles(self._token)
+
 
 class Mailboxes:
     """Opens connected mailboxes: for a caller (authorized) or for the service itself."""
 
     def __init__(
-        self, connections: ConnectionLookup, tokens: AccessTokens, graph: GraphSender
+        self,
+        connections: ConnectionLookup,
+        tokens: AccessTokens,
+        graph: GraphSender,
+        app_tokens: AccessTokens | None = None,
+        app_client_id: str = "",
     ) -> None:
         self._connections = connections
         self._tokens = tokens
         self._graph = graph
+        # Application connections use the app's own token; without one configured (unit
+        # tests of delegated paths) they use `tokens` like any other.
+        self._app_tokens = app_tokens or tokens
+        self._app_client_id = app_client_id
 
     async def open(
         self,
@@ -221,6 +294,7 @@ class Mailboxes:
             mailbox=mailbox,
             writable=write,
             correlation_id=correlation_id,
-            tokens=self._tokens,
+            tokens=self._app_tokens if connection.is_application else self._tokens,
             graph=self._graph,
+            app_client_id=self._app_client_id,
         )

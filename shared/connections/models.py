@@ -12,6 +12,17 @@ class ConnectionStatus(StrEnum):
     # connection is ever in that state.
     ACTIVE = "active"
     REAUTH_REQUIRED = "reauth_required"
+    # Application connections only: the daily check found the mailbox outside the app's
+    # Exchange RBAC for Applications scope (or the app's Graph permissions gone).
+    OUT_OF_SCOPE = "out_of_scope"
+
+
+class ConnectionKind(StrEnum):
+    # A person connected their mailbox; their sealed MSAL grant is used (`/me`).
+    DELEGATED = "delegated"
+    # An admin connected a mailbox for the app itself: client-credentials tokens, no grant to
+    # store, `/users/{mailbox}`; Exchange's management scope decides what the app reaches.
+    APPLICATION = "application"
 
 
 @dataclass
@@ -32,3 +43,12 @@ class Connection:
     # Claims JSON a resource demanded when the grant could not satisfy it without the person
     # (CAE step-up): the loginUrl carries it, so that reconnecting satisfies it.
     reauth_claims: str | None = None
+    kind: ConnectionKind = ConnectionKind.DELEGATED
+    # Application connections: who besides the creator (owner_oid) may use it: app ids,
+    # user object ids or UPNs (lower-case).
+    allowed: tuple[str, ...] = ()
+    display_name: str | None = None
+
+    @property
+    def is_application(self) -> bool:
+        return self.kind is ConnectionKind.APPLICATION

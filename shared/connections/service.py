@@ -27,7 +27,12 @@ from datetime import UTC, datetime, timedelta
 from shared.audit import AuditEvent, AuditSink, Outcome
 from shared.audit.budget import AuditBudget
 from shared.auth.caller import Caller
-from shared.auth.policy import authorize_connection, lists_all_connections
+from shared.auth.policy import (
+    authorize_application_connection,
+    authorize_connection,
+    lists_all_connections,
+    may_use_application_connection,
+)
 from shared.config import Settings
 from shared.connections.models import Connection, ConnectionStatus
 from shared.connections.scheduler import DueScheduler
@@ -220,9 +225,20 @@ class ConnectionService:
     async def list(self, caller: Caller) -> list[Connection]:
         if lists_all_connections(caller):
             return await self._store.list_all()
-        if caller.kind != "user":
-            return []
-        return await self._store.list_for_owner(caller.tenant_id, caller.oid)
+        own = (
+            await self._store.list_for_owner(caller.tenant_id, caller.oid)
+            if caller.kind == "user"
+            else []
+        )
+        # Application connections this caller created or is allowed to use (few per tenant).
+        seen = {c.id for c in own}
+        shared = [
+            c
+            for c in await self._store.list_application()
+            if c.id not in seen
+            and may_use_application_connection(caller, c.owner_oid, c.owner_tid, c.allowed)
+        ]
+        return sorted([*own, *shared], key=lambda c: c.created_at)
 
     async def get(self, caller: Caller, connection_id: str, *, write: bool = False) -> Connection:
         recent = self._recent.get(connection_id)
@@ -236,11 +252,20 @@ class ConnectionService:
                 self._recent[connection_id] = (connection, self._monotonic() + _RECENT_SECONDS)
         if connection is None:
             raise ConnectionNotFound("No connection with this id is visible to you.")
-        authorize_connection(caller, connection.owner_oid, connection.owner_tid, write=write)
+        if connection.is_application:
+            authorize_application_connection(
+                caller, connection.owner_oid, connection.owner_tid, connection.allowed, write=write
+            )
+        else:
+            authorize_connection(caller, connection.owner_oid, connection.owner_tid, write=write)
         return connection
 
     async def delete(self, caller: Caller, connection_id: str, correlation_id: str) -> None:
         connection = await self.get(caller, connection_id, write=True)
+        if connection.is_application and caller.oid != connection.owner_oid:
+            # Those on the allow-list use the mailbox; removing the connection is the
+            # creator's (or a tenant-wide app's) decision.
+            authorize_connection(caller, connection.owner_oid, connection.owner_tid, write=True)
         self._recent.pop(connection_id, None)
         for hook in self.delete_hooks:
             await hook(connection, correlation_id)
@@ -255,8 +280,13 @@ class ConnectionService:
                 tenant_id=caller.tenant_id,
                 connection_id=connection.id,
                 mailbox=connection.mailbox,
+                mode=str(connection.kind),
             )
         )
+
+    def forget(self, connection_id: str) -> None:
+        """Drop this worker's copy of a connection record (its allow-list changed)."""
+        self._recent.pop(connection_id, None)
 
 
 _RECENT_SECONDS = 15.0

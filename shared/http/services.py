@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from shared.audit import AuditSink
     from shared.auth.caller import CallerAuthenticator
     from shared.config import Settings
+    from shared.connections.application import ApplicationConnections
     from shared.connections.mailbox import Mailboxes
     from shared.connections.service import ConnectionService
     from shared.health.service import HealthService
@@ -39,6 +40,9 @@ class Services(Protocol):
 
     @property
     def connections(self) -> ConnectionService: ...
+
+    @property
+    def application_connections(self) -> ApplicationConnections: ...
 
     @property
     def mail_reader(self) -> MailReader: ...

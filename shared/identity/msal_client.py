@@ -58,6 +58,7 @@ class IdentityError(Exception):
 class MsalClient:
     def __init__(self, settings: Settings, credential: AppCredential | None = None) -> None:
         self._settings = settings
+        self.client_id = str(settings.CLIENT_ID)
         self._session = requests.Session()
         # urllib3 keeps 10 connections per host by default; with more refreshes in flight
         # it would throw the extra connections away after each use, and every new one costs
@@ -77,6 +78,9 @@ class MsalClient:
         self.credential = credential or build_app_credential(settings, self._session)
         # Its own cache: readiness asks for an app token at most once per token lifetime.
         self._probe_cache = msal.SerializableTokenCache()
+        # The worker's Graph app-only tokens (application connections): MSAL's own cache
+        # serves them until shortly before they expire; one per worker, never stored.
+        self._app_cache = msal.SerializableTokenCache()
         if settings.AUTH_RESPONSE_MODE == "query":
             # Query mode is a deliberate setting (loopback); MSAL's advice is in the README.
             warnings.filterwarnings(
@@ -190,6 +194,24 @@ class MsalClient:
         granted = str(result.get("scope", "")).split()
         return AuthResult(claims, granted, str(accounts[0]["home_account_id"])), cache
 
+    def graph_app_token(self, *, force: bool = False) -> AppToken:
+        """A client-credentials token for Microsoft Graph (`{graph}/.default`), served from
+        the worker's app token cache while valid. `force` drops the cached one first (Graph
+        refused it: the admin may have changed the app's permissions since).
+
+        Raises IdentityError with the OAuth error code when Entra refuses, AppCredentialError
+        when the app's own credential cannot be produced."""
+        app = self.application(self._app_cache)
+        if force:
+            app.remove_tokens_for_client()
+        try:
+            result = app.acquire_token_for_client([self._settings.graph_app_scope])
+        except (requests.RequestException, MsalServiceError):
+            raise IdentityError("authority_unreachable") from None
+        if "access_token" not in result:
+            raise IdentityError(str(result.get("error", "no_token")))
+        return AppToken(str(result["access_token"]), int(result.get("expires_in", 0)))
+
     def check_app_credential(self) -> None:
         """Prove the app's credential at the token endpoint: an app-only token for the app
         itself (no permission needed), served from the probe's cache while it is valid.
@@ -206,6 +228,12 @@ class MsalClient:
         codes = result.get("error_codes") or []
         reason = f"AADSTS{codes[0]}" if codes else str(result.get("error", "refused"))
         raise AppCredentialError(reason)
+
+
+@dataclass(frozen=True)
+class AppToken:
+    token: str
+    expires_in: int
 
 
 class AppCredentialProbe:

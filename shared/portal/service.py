@@ -184,7 +184,9 @@ class PortalService:
 
     async def connections(self, session: PortalSession) -> list[ConnectionRow]:
         caller = session.caller(str(self._settings.CLIENT_ID))
-        owned = await self._connections.list(caller)
+        # The person's own mailbox grants: application connections they may use belong to
+        # an admin, who manages them through the API, not this page.
+        owned = [c for c in await self._connections.list(caller) if not c.is_application]
         rows = []
         for connection in sorted(owned, key=lambda c: c.mailbox):
             subscriptions = await self._notifications.subscriptions.list_for(caller, connection.id)

@@ -27,9 +27,10 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import UpdateMode
 
-from shared.connections.models import Connection, ConnectionStatus
+from shared.connections.models import Connection, ConnectionKind, ConnectionStatus
 from shared.crypto.envelope import RowAddress, SealedTable
 from shared.crypto.keyring import KeyRingCache
+from shared.errors import ConnectionNotFound
 from shared.store.errors import storage_errors
 from shared.store.table_set import TableSet
 
@@ -67,6 +68,12 @@ def _owner_key(tenant_id: str, oid: str) -> str:
     return f"{tenant_id}:{oid}"
 
 
+def owner_row(connection: Connection) -> str:
+    """The owners-index RowKey: the mailbox; `app:` before it for an application connection,
+    so that a person's own connection and one they created for the app never share an id."""
+    return f"app:{connection.mailbox}" if connection.is_application else connection.mailbox
+
+
 def _to_connection(entity: dict[str, Any]) -> Connection:
     return Connection(
         id=str(entity["PartitionKey"]),
@@ -81,6 +88,9 @@ def _to_connection(entity: dict[str, Any]) -> Connection:
         home_account_id=str(entity.get("HomeAccountId", "")),
         due_at=entity.get("DueAt"),
         reauth_claims=entity.get("ReauthClaims") or None,
+        kind=ConnectionKind(str(entity.get("Kind") or ConnectionKind.DELEGATED)),
+        allowed=tuple(str(entity.get("Allowed", "")).split()),
+        display_name=entity.get("DisplayName") or None,
     )
 
 
@@ -104,6 +114,11 @@ def _columns(connection: Connection) -> dict[str, Any]:
         columns["DueAt"] = connection.due_at
     if connection.reauth_claims is not None:
         columns["ReauthClaims"] = connection.reauth_claims
+    if connection.is_application:
+        columns["Kind"] = str(connection.kind)
+        columns["Allowed"] = " ".join(connection.allowed)
+        if connection.display_name is not None:
+            columns["DisplayName"] = connection.display_name
     return columns
 
 
@@ -120,6 +135,9 @@ _METADATA = [
     "HomeAccountId",
     "DueAt",
     "ReauthClaims",
+    "Kind",
+    "Allowed",
+    "DisplayName",
 ]
 
 
@@ -156,6 +174,41 @@ class ConnectionStore:
         sealed = envelope.seal(cache, self._address(connection.id), PREFIX)
         with storage_errors("save connection"):
             await table.upsert_entity({**_columns(connection), **sealed}, mode=UpdateMode.REPLACE)
+
+    async def save_application(self, connection: Connection) -> None:
+        """Write an application connection's row: metadata only, there is no grant to seal
+        (its tokens come from the app's own credential)."""
+        table = await self._tables.table(CONNECTIONS)
+        with storage_errors("save connection"):
+            await table.upsert_entity(_columns(connection), mode=UpdateMode.REPLACE)
+
+    async def set_allowed(self, connection_id: str, allowed: tuple[str, ...]) -> None:
+        """Replace who may use an application connection besides its creator."""
+        table = await self._tables.table(CONNECTIONS)
+        columns = {
+            "PartitionKey": connection_id,
+            "RowKey": _row_key(connection_id),
+            "Allowed": " ".join(allowed),
+        }
+        with storage_errors("update connection"):
+            try:
+                await table.update_entity(columns, mode=UpdateMode.MERGE)
+            except ResourceNotFoundError:
+                raise ConnectionNotFound("The connection no longer exists.") from None
+
+    async def list_application(self) -> list[Connection]:
+        """Every application connection (few per tenant: an admin creates each one)."""
+        table = await self._tables.table(CONNECTIONS)
+        with storage_errors("list connections"):
+            rows = [
+                _to_connection(e)
+                async for e in table.query_entities(
+                    "Kind eq @kind",
+                    parameters={"kind": str(ConnectionKind.APPLICATION)},
+                    select=_METADATA,
+                )
+            ]
+        return sorted(rows, key=lambda c: c.created_at)
 
     async def get(self, connection_id: str) -> Connection | None:
         if not is_connection_id(connection_id):
@@ -275,5 +328,5 @@ class ConnectionStore:
                 await table.delete_entity(connection.id, _row_key(connection.id))
             with contextlib.suppress(ResourceNotFoundError):
                 await owners.delete_entity(
-                    _owner_key(connection.owner_tid, connection.owner_oid), connection.mailbox
+                    _owner_key(connection.owner_tid, connection.owner_oid), owner_row(connection)
                 )

@@ -4,7 +4,7 @@ checks of its inputs and of the identity token."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -78,6 +78,15 @@ class MemoryConnections:
 
     async def list_all(self) -> list[Connection]:
         return list(self.rows.values())
+
+    async def list_application(self) -> list[Connection]:
+        return [c for c in self.rows.values() if c.is_application]
+
+    async def save_application(self, connection: Connection) -> None:
+        self.rows[connection.id] = connection
+
+    async def set_allowed(self, connection_id: str, allowed: tuple[str, ...]) -> None:
+        self.rows[connection_id] = replace(self.rows[connection_id], allowed=allowed)
 
     async def delete(self, connection: Connection) -> None:
         self.deleted.append(connection.id)
