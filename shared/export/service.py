@@ -481,7 +481,14 @@ class ExportService:
             counts["messages"] += 1
             counts["bytes"] += len(data)
 
-        await asyncio.gather(*(one(item) for item in items))
+        # A TaskGroup, not gather: when one item fails the page fails as a whole, and the
+        # other items are cancelled rather than left writing after the job was handed back.
+        try:
+            async with asyncio.TaskGroup() as group:
+                for item in items:
+                    group.create_task(one(item))
+        except ExceptionGroup as failed:
+            raise failed.exceptions[0] from None  # the host logs one typed error, not a group
         return counts
 
     async def _fetch(
@@ -525,9 +532,9 @@ class ExportService:
         await self._store.save_job(job)
 
     async def _enqueue(self, job: ExportJob, folder_id: str, page: int) -> None:
-        await self._queue.send(
-            json.dumps({"c": job.connection_id, "e": job.id, "f": folder_id, "p": page})
-        )
+        raw = json.dumps({"c": job.connection_id, "e": job.id, "f": folder_id, "p": page})
+        # base64, as the host's queue trigger expects (messageEncoding base64).
+        await self._queue.send(base64.b64encode(raw.encode()).decode("ascii"))
 
     async def poisoned(self, text: str) -> None:
         """A page job that kept failing: the export fails, saying so."""
