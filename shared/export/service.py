@@ -271,15 +271,8 @@ class ExportService:
         cid: str,
     ) -> ExportItem:
         job = await self._job(caller, connection_id, export_id, mailbox, cid)
-        entry = next(
-            (
-                e
-                for e in await self._store.entries(job.id)
-                if e.message_id == message_id and not e.removed
-            ),
-            None,
-        )
-        if entry is None or not entry.blob or not entry.sha256:
+        entry = await self._store.get_entry(job.id, message_id) if message_id else None
+        if entry is None or entry.removed or not entry.blob or not entry.sha256:
             raise ExportItemNotFound("No exported item with that message id in this export.")
         data = await self._items.get(entry.blob)
         if data is None:

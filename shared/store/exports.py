@@ -254,6 +254,15 @@ class ExportStore:
                 }
             )
 
+    async def get_entry(self, export_id: str, message_id: str) -> ManifestEntry | None:
+        table = await self._tables.table(ITEMS)
+        with storage_errors("read manifest entry"):
+            try:
+                entity = await table.get_entity(export_id, row_key_of(message_id))
+            except ResourceNotFoundError:
+                return None
+        return _entry(entity)
+
     async def entries_page(
         self, export_id: str, *, after: str | None, limit: int
     ) -> tuple[list[ManifestEntry], str | None]:

@@ -343,3 +343,21 @@ def test_bad_requests_are_problems_not_500s(alice: Caller) -> None:
     assert alice.get("/exports/nope/manifest", cursor="garbage").json()["code"] == (
         "export_not_found"
     )
+
+
+def test_a_running_export_is_cancelled_then_a_finished_one_deleted(
+    alice: Caller, sandbox: SandboxServer
+) -> None:
+    seed(sandbox, 40)
+    export_id = start_export(alice, {"folders": "all"})
+
+    cancelled = alice.delete(f"/exports/{export_id}")
+    job = wait_finished(alice, export_id)
+    deleted = alice.delete(f"/exports/{export_id}")
+    after = alice.get(f"/exports/{export_id}")
+
+    assert cancelled.status_code == 202, cancelled.text
+    assert job["status"] == "cancelled"
+    assert deleted.status_code == 204
+    assert after.status_code == 404
+    assert after.json()["code"] == "export_not_found"
