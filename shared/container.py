@@ -167,7 +167,7 @@ class Container:
             ],
         )
         closers.append(work_queue.aclose)
-        exports = _build_exports(settings, mailboxes, connection_store, tables, key_ring)
+        exports = _build_exports(settings, mailboxes, connection_store, tables, key_ring, audit)
         closers.extend([exports.aclose_items, exports.aclose_queue])
         sealed = SealedValues(key_ring)  # browser-held values: portal cookies, option links
         return cls(
@@ -213,6 +213,7 @@ def _build_exports(
     connection_store: ConnectionStore,
     tables: TableSet,
     key_ring: KeyRingCache,
+    audit: AuditSink,
 ) -> _Exports:
     from shared.export.service import ExportService
     from shared.store.blobs import build_blob_items
@@ -229,6 +230,7 @@ def _build_exports(
         queue=queue,
         key_ring=key_ring,
         page_size=settings.EXPORT_PAGE_SIZE,
+        audit=audit,
     )
     return _Exports(service, items.aclose, queue.aclose)
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from shared.audit import AuditEvent, Outcome
 from shared.errors import (
     ExportItemNotFound,
     ExportNotCompleted,
@@ -50,6 +51,7 @@ from shared.store.exports import (
 from shared.store.queue import QueueUnavailable
 
 if TYPE_CHECKING:
+    from shared.audit import AuditSink
     from shared.auth.caller import Caller
     from shared.connections.mailbox import ConnectedMailbox, Mailboxes
     from shared.crypto.keyring import KeyRingCache
@@ -142,8 +144,10 @@ class ExportService:
         queue: WorkQueue,
         key_ring: KeyRingCache,
         page_size: int,
+        audit: AuditSink | None = None,
         clock: Callable[[], str] = _now,
     ) -> None:
+        self._audit = audit
         self._mailboxes = mailboxes
         self._connections = connection_store
         self._store = store
@@ -204,6 +208,7 @@ class ExportService:
             job.status, job.error = "failed", "The exports queue could not be reached."
             await self._store.save_job(job)
             raise StorageUnavailable("The exports queue is unavailable.") from None
+        self._emit("export.started", job, caller=caller, counts={"folders": len(folder_ids)})
         return job
 
     async def get(
@@ -241,10 +246,12 @@ class ExportService:
                 if fresh is not None and fresh.status not in FINISHED:
                     fresh.status, fresh.completed_at = "cancelled", self._clock()
                     await self._store.save_job(fresh)
+            self._emit("export.cancelled", job, caller=caller)
             return "cancelled"
         await self._items.delete_under(f"{connection_id}/{export_id}/")
         await self._store.delete_export_rows(export_id)
         await self._store.delete_job(connection_id, export_id)
+        self._emit("export.deleted", job, caller=caller)
         return "deleted"
 
     async def manifest(
@@ -517,12 +524,42 @@ class ExportService:
         fresh.status, fresh.completed_at = "completed", self._clock()
         fresh.started_at = fresh.started_at or fresh.completed_at
         # CheckpointMoved: the last two folders finished together; the other one sealed it.
-        with contextlib.suppress(CheckpointMoved):
+        try:
             await self._store.save_job(fresh, if_unchanged=True)
+        except CheckpointMoved:
+            return
+        self._emit("export.completed", fresh, counts=fresh.counts)
 
     async def _fail(self, job: ExportJob, reason: str) -> None:
         job.status, job.error, job.completed_at = "failed", reason, self._clock()
         await self._store.save_job(job)
+        self._emit("export.failed", job, outcome=Outcome.FAILURE)
+
+    def _emit(
+        self,
+        action: str,
+        job: ExportJob,
+        *,
+        caller: Caller | None = None,
+        outcome: Outcome = Outcome.SUCCESS,
+        counts: dict[str, int] | None = None,
+    ) -> None:
+        """What was exported (connection, mailbox, counts), never what it said."""
+        if self._audit is None:
+            return
+        self._audit.emit(
+            AuditEvent(
+                action,
+                outcome,
+                f"export-{job.id}",
+                caller_oid=caller.oid if caller else None,
+                caller_app_id=caller.app_id if caller else None,
+                tenant_id=caller.tenant_id if caller else None,
+                connection_id=job.connection_id,
+                mailbox=job.mailbox,
+                counts=dict(counts or {}),
+            )
+        )
 
     async def _enqueue(self, job: ExportJob, folder_id: str, page: int) -> None:
         raw = json.dumps({"c": job.connection_id, "e": job.id, "f": folder_id, "p": page})
