@@ -143,8 +143,8 @@ def _location(connection_id: str, export_id: str) -> str:
     "connections/{connectionId}/exports",
     methods=("POST",),
     operation_id="exports_start",
-    summary="Start an export of folders (or the whole mailbox) as MIME or JSON; 202 with "
-    "Location. `since` exports only what changed after an earlier export.",
+    summary="Start an export of folders (or the whole mailbox) as MIME or JSON into Blob "
+    "Storage; `since` exports only what changed after an earlier export.",
     request_model=ExportCreate,
     query_model=MailboxQuery,
     responses={202: ResponseSpec("The export, queued", ExportStatus)},
