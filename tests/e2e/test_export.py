@@ -361,3 +361,43 @@ def test_a_running_export_is_cancelled_then_a_finished_one_deleted(
     assert deleted.status_code == 204
     assert after.status_code == 404
     assert after.json()["code"] == "export_not_found"
+
+
+def test_page_jobs_delivered_again_during_and_after_a_run_change_nothing(
+    alice: Caller, export_app: AppServer, graph: httpx.Client, sandbox: SandboxServer
+) -> None:
+    """Re-running page jobs through the dev host's admin API, as a redelivery would: page 0
+    twice more while the export is running (racing the queue's own delivery), then pages 0
+    and 1 again after it completed."""
+    seed(sandbox, 10)
+    expected = ids_in(graph, "inbox")
+    export_id = start_export(alice, {"folders": ["inbox"]})
+    inbox = alice.get(f"/exports/{export_id}").json()["folders"][0]
+
+    def run_page(page: int) -> None:
+        body = {"c": alice.connection_id, "e": export_id, "f": inbox, "p": page}
+        with export_app.client() as admin:
+            response = admin.post("/admin/functions/exports_page", json={"input": json.dumps(body)})
+        assert response.status_code == 202, response.text
+
+    run_page(0)
+    run_page(0)
+    job = wait_finished(alice, export_id)
+    export_app.wait_idle()
+    before = manifest(alice, export_id)
+    with sandbox.client() as control:
+        control.delete("/_sandbox/requests")
+    run_page(0)
+    run_page(1)
+    export_app.wait_idle()
+    after = manifest(alice, export_id)
+
+    assert job["status"] == "completed", job
+    assert len(before) == len({e["messageId"] for e in before}) == len(expected)
+    assert {e["messageId"] for e in before} == expected
+    assert after == before
+    assert alice.get(f"/exports/{export_id}").json()["counts"] == job["counts"]
+    with sandbox.client() as control:
+        log = control.get("/_sandbox/requests").json()
+    assert [r for r in log if r["path"].startswith("/v1.0/")] == []  # nothing read again
+    assert alice.get(f"/exports/{export_id}/manifest/verify").json()["valid"] is True
