@@ -401,3 +401,39 @@ def test_page_jobs_delivered_again_during_and_after_a_run_change_nothing(
         log = control.get("/_sandbox/requests").json()
     assert [r for r in log if r["path"].startswith("/v1.0/")] == []  # nothing read again
     assert alice.get(f"/exports/{export_id}/manifest/verify").json()["valid"] is True
+
+
+def all_folder_ids_and_total(graph: httpx.Client) -> tuple[set[str], int]:
+    folders: set[str] = set()
+    total = 0
+    pending = ["/me/mailFolders?$top=100"]
+    while pending:
+        body = graph.get(pending.pop()).json()
+        for folder in body["value"]:
+            folders.add(folder["id"])
+            total += folder["totalItemCount"]
+            if folder["childFolderCount"]:
+                pending.append(f"/me/mailFolders/{folder['id']}/childFolders?$top=100")
+    return folders, total
+
+
+def test_exporting_all_folders_as_json_covers_every_visible_folder(
+    alice: Caller, graph: httpx.Client, sandbox: SandboxServer
+) -> None:
+    created = graph.post("/me/mailFolders/inbox/childFolders", json={"displayName": "Sub"})
+    assert created.status_code == 201, created.text
+    sub = created.json()["id"]
+    seed(sandbox, 3, folder=sub)
+    folders, total = all_folder_ids_and_total(graph)
+
+    export_id = start_export(alice, {"folders": "all", "format": "json"})
+    job = wait_finished(alice, export_id)
+    entries = manifest(alice, export_id)
+
+    assert job["status"] == "completed", job
+    assert set(job["folders"]) == folders
+    assert job["counts"]["messages"] == len(entries) == total
+    assert sub in {e["folderId"] for e in entries}
+    item = alice.get(f"/exports/{export_id}/items/{entries[0]['messageId']}")
+    assert item.headers["content-type"].startswith("application/json")
+    assert json.loads(item.content)["id"] == entries[0]["messageId"]
