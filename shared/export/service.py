@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -110,6 +111,15 @@ class Verification:
         }
 
 
+_EXPORT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def is_export_id(value: str) -> bool:
+    """The shape of the ids `start` makes (token_urlsafe): anything else names no export,
+    and never reaches a table key (which refuses `/ \\ # ?`)."""
+    return bool(_EXPORT_ID.fullmatch(value))
+
+
 def job_json(job: ExportJob, running: dict[str, int] | None = None) -> dict[str, Any]:
     counts = {"messages": 0, "removed": 0, "bytes": 0, "failed": 0}
     counts.update(running if running is not None and job.status not in FINISHED else job.counts)
@@ -171,13 +181,19 @@ class ExportService:
         )
         base: ExportJob | None = None
         if request.since:
-            base = await self._store.get_job(connection_id, request.since)
+            base = (
+                await self._store.get_job(connection_id, request.since)
+                if is_export_id(request.since)
+                else None
+            )
             if base is None:
                 raise ExportNotFound("`since` names no export of this connection.")
             if base.status != "completed":
                 raise ExportNotCompleted("`since` must name a completed export.")
             if (base.mailbox or None) != (mailbox.lower() if mailbox else None):
                 raise ValidationFailed("`since` names an export of another mailbox.")
+            if base.format != request.format:
+                raise ValidationFailed("`since` names an export in another format.")
         folder_ids = await self._resolve_folders(mb, request.folders)
         job = ExportJob(
             connection_id=connection_id,
@@ -188,7 +204,8 @@ class ExportService:
             created_at=self._clock(),
             mailbox=mailbox.lower() if mailbox else None,
             since=request.since,
-            received_after=request.received_after.isoformat().replace("+00:00", "Z")
+            # In UTC with a Z: an offset's `+` would need escaping in the delta $filter.
+            received_after=request.received_after.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             if request.received_after
             else None,
         )
@@ -321,7 +338,9 @@ class ExportService:
         # Authorized like a mail read first: someone else's connection is 404 before any
         # export is looked up, and exports are only found under their own connection.
         await self._mailboxes.open(caller, connection_id, mailbox, correlation_id=cid)
-        job = await self._store.get_job(connection_id, export_id) if export_id else None
+        job = (
+            await self._store.get_job(connection_id, export_id) if is_export_id(export_id) else None
+        )
         if job is None:
             raise ExportNotFound("No export with that id on this connection.")
         return job

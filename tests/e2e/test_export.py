@@ -437,3 +437,13 @@ def test_exporting_all_folders_as_json_covers_every_visible_folder(
     item = alice.get(f"/exports/{export_id}/items/{entries[0]['messageId']}")
     assert item.headers["content-type"].startswith("application/json")
     assert json.loads(item.content)["id"] == entries[0]["messageId"]
+
+
+def test_odd_export_ids_are_not_found_not_errors(alice: Caller) -> None:
+    for export_id in ("a%23b", "a%3Fb", "x" * 65, "a%5Cb", "a'b"):
+        response = alice.get(f"/exports/{export_id}")
+        assert response.status_code == 404, (export_id, response.text)
+        assert response.json()["code"] == "export_not_found"
+    since = alice.post("/exports", json={"since": "a#b/c"})
+    assert since.status_code == 404
+    assert since.json()["code"] == "export_not_found"
