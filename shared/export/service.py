@@ -71,6 +71,8 @@ _DELTA_SELECT = "internetMessageId,receivedDateTime,parentFolderId"
 # flight) is the real bound; this only keeps a page from queueing more than it can use.
 _ITEM_CONCURRENCY = 4
 _MANIFEST_PAGE = 500
+# Blob reads side by side while verifying (storage, not Graph: no mailbox limit applies).
+_VERIFY_CONCURRENCY = 8
 
 
 @dataclass(frozen=True)
@@ -318,18 +320,22 @@ class ExportService:
             seal_valid = _same(chain(key, job.id, entries), job.seal)
         except UnknownSealKey:
             seal_valid = False
-        mismatched: list[str] = []
-        missing: list[str] = []
-        checked = 0
-        for entry in entries:
-            if entry.removed or not entry.blob:
-                continue
-            checked += 1
-            data = await self._items.get(entry.blob)
+        stored = [e for e in entries if not e.removed and e.blob]
+        gate = asyncio.Semaphore(_VERIFY_CONCURRENCY)
+
+        async def state(entry: ManifestEntry) -> str:
+            async with gate:
+                data = await self._items.get(entry.blob or "")
             if data is None:
-                missing.append(entry.message_id)
-            elif hashlib.sha256(data).hexdigest() != entry.sha256:
-                mismatched.append(entry.message_id)
+                return "missing"
+            return "ok" if hashlib.sha256(data).hexdigest() == entry.sha256 else "mismatched"
+
+        states = await asyncio.gather(*(state(e) for e in stored))
+        mismatched = [
+            e.message_id for e, st in zip(stored, states, strict=True) if st == "mismatched"
+        ]
+        missing = [e.message_id for e, st in zip(stored, states, strict=True) if st == "missing"]
+        checked = len(stored)
         return Verification(job.id, seal_valid, checked, mismatched, missing)
 
     async def _job(
