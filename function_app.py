@@ -11,11 +11,13 @@ import azure.functions as func
 
 from shared.config import load_settings
 from shared.container import get_container
+from shared.functions import exports as export_jobs
 from shared.functions import lifecycle, notifications
 from shared.http import (
     auth,
     connections,
     docs,
+    exports,
     mail,
     mail_actions,
     mail_write,
@@ -49,6 +51,7 @@ AREAS: list[ApiBlueprint] = [
     docs.api,
     portal.api,
     options.api,
+    exports.api,
 ]
 # Every HTTP operation, the API's own description (/openapi.json) included.
 API_BLUEPRINTS: list[ApiBlueprint] = [*AREAS, system.described(AREAS)]
@@ -68,3 +71,5 @@ for area in API_BLUEPRINTS:
 app.register_functions(lifecycle.blueprint(get_container))
 # Change notifications: the delivery worker behind /api/notifications/graph.
 app.register_functions(notifications.blueprint(get_container))
+# Archiving: the export page worker behind /api/connections/{id}/exports.
+app.register_functions(export_jobs.blueprint(get_container))

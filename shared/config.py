@@ -225,6 +225,16 @@ class Settings(BaseModel):
     WEBHOOK_RETRY_MAX_SECONDS: float = Field(default=600.0, gt=0, le=3600)
     SUBSCRIPTION_RENEW_WITHIN_HOURS: float = Field(default=72.0, gt=0, le=168)
 
+    # Archiving (docs/archiving.md): the queue of export page jobs (binding expression
+    # %EXPORTS_QUEUE%) and how many messages one page job reads from a folder's delta round.
+    EXPORTS_QUEUE: str = Field(
+        default="oia-exports",
+        pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$",
+        min_length=3,
+        max_length=56,
+    )
+    EXPORT_PAGE_SIZE: int = Field(default=50, ge=1, le=1000)
+
     # Pages for people: the browsable API docs (/api/docs, anonymous like openapi.json) and
     # the "My connections" portal (/api/portal), whose OpenID Connect sign-in returns to
     # PORTAL_REDIRECT_URI (default: REDIRECT_URI's origin + /api/portal/callback; register

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from shared.connections.tokens import TokenService
     from shared.crypto.keyring import KeyRingCache
     from shared.crypto.keys import KeyProvider
+    from shared.export.service import ExportService
     from shared.graph.client import GraphClient
     from shared.health.service import HealthService, Probe
     from shared.lifecycle.service import LifecycleService
@@ -33,7 +34,9 @@ if TYPE_CHECKING:
     from shared.notifications.wiring import Notifications
     from shared.options.service import OptionLinks
     from shared.portal.service import PortalService
+    from shared.store.connections import ConnectionStore
     from shared.store.idempotency import IdempotencyStore
+    from shared.store.table_set import TableSet
 
 
 @dataclass
@@ -57,6 +60,7 @@ class Container:
     notifications: Notifications
     portal: PortalService
     options: OptionLinks
+    exports: ExportService
     # Closed by aclose(): pooled connections the container owns.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -182,6 +186,8 @@ class Container:
             ],
         )
         closers.append(work_queue.aclose)
+        exports = _build_exports(settings, mailboxes, connection_store, tables, key_ring, audit)
+        closers.extend([exports.aclose_items, exports.aclose_queue])
         sealed = SealedValues(key_ring)  # browser-held values: portal cookies, option links
         return cls(
             settings=settings,
@@ -205,12 +211,48 @@ class Container:
             options=OptionLinks(
                 settings, mail_writer, sealed, OptionStore(tables, key_ring), audit
             ),
+            exports=exports.service,
             closers=closers,
         )
 
     async def aclose(self) -> None:
         for close in self.closers:
             await close()
+
+
+@dataclass(frozen=True)
+class _Exports:
+    service: ExportService
+    aclose_items: Callable[[], Awaitable[None]]
+    aclose_queue: Callable[[], Awaitable[None]]
+
+
+def _build_exports(
+    settings: Settings,
+    mailboxes: Mailboxes,
+    connection_store: ConnectionStore,
+    tables: TableSet,
+    key_ring: KeyRingCache,
+    audit: AuditSink,
+) -> _Exports:
+    from shared.export.service import ExportService
+    from shared.store.blobs import build_blob_items
+    from shared.store.exports import ExportStore
+    from shared.store.queue import storage_queue
+
+    items = build_blob_items(settings)  # azure.storage.blob loads here, never at import
+    queue = storage_queue(settings, settings.EXPORTS_QUEUE)
+    service = ExportService(
+        mailboxes=mailboxes,
+        connection_store=connection_store,
+        store=ExportStore(tables),
+        items=items,
+        queue=queue,
+        key_ring=key_ring,
+        page_size=settings.EXPORT_PAGE_SIZE,
+        audit=audit,
+    )
+    return _Exports(service, items.aclose, queue.aclose)
 
 
 _container: Container | None = None

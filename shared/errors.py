@@ -93,6 +93,18 @@ class ConnectionNotFound(ApiError):
     code, status, title = "connection_not_found", 404, "Connection not found"
 
 
+class ExportNotFound(ApiError):
+    code, status, title = "export_not_found", 404, "Export not found"
+
+
+class ExportItemNotFound(ApiError):
+    code, status, title = "export_item_not_found", 404, "Export item not found"
+
+
+class ExportNotCompleted(ApiError):
+    code, status, title = "export_not_completed", 409, "The export has not completed"
+
+
 class MethodNotAllowed(ApiError):
     code, status, title = "method_not_allowed", 405, "Method not allowed"
 

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from sandbox.graph import schema, subscriptions
+from sandbox.graph.delta_control import delta_control_routes
 from sandbox.graph.errors import GraphError
 from sandbox.graph.store import Mailbox, apply_fields, default_props, format_datetime
 from sandbox.graph.views import folder_json, message_json
@@ -137,6 +138,7 @@ def mail_control_routes(ctx: SandboxContext) -> list[BaseRoute]:
         Route("/users/{upn}/mailbox", mailbox_state, methods=["GET"]),
         Route("/graph/throttle", throttle_state, methods=["GET"]),
         *subscriptions.control_routes(ctx),
+        *delta_control_routes(ctx),
     ]
 
 

@@ -43,6 +43,16 @@ def _decode(token: str, folder: Folder) -> dict[str, Any]:
         ) from None
 
 
+def sync_state_not_found() -> GraphError:
+    """What Exchange answers for a sync state it no longer holds (expired, or reset): the
+    client must start over with a fresh delta round."""
+    return GraphError(
+        410,
+        "syncStateNotFound",
+        "The sync state is not found. Restart the sync from the beginning.",
+    )
+
+
 def _received_filter(raw: str) -> tuple[str, str]:
     parser = odata.FilterParser(raw, odata.MESSAGE_FILTER_PATHS)
     node = parser.parse()
@@ -83,6 +93,8 @@ def delta(call: Call, folder: Folder) -> GraphResponse:
     if "$skiptoken" in params or "$deltatoken" in params:
         token = params.get("$skiptoken") or params.get("$deltatoken") or ""
         state = _decode(token, folder)
+        if int(state.get("e", 0)) != call.mailbox.delta_epoch:
+            raise sync_state_not_found()
         if "$deltatoken" in params:
             state = {**state, "u": store.seq, "o": 0}
     else:
@@ -94,6 +106,8 @@ def delta(call: Call, folder: Folder) -> GraphResponse:
         if "$top" in params:
             size = max(1, min(odata.parse_int_option("$top", params["$top"]), odata.MAX_TOP))
         state = {"f": folder.id, "s": 0, "u": store.seq, "o": 0, "sel": select, "p": size}
+        if call.mailbox.delta_epoch:
+            state["e"] = call.mailbox.delta_epoch
         if "$orderby" in params:
             if " ".join(params["$orderby"].split()).lower() != "receiveddatetime desc":
                 raise GraphError(

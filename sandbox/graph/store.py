@@ -171,6 +171,8 @@ class Mailbox:
     # outlook/masterCategories and mailboxSettings (sandbox/graph/mailbox_settings.py).
     master_categories: list[dict[str, Any]] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
+    # Bumped by `POST /_sandbox/users/{upn}/delta/expire`: older delta tokens answer 410.
+    delta_epoch: int = 0
 
     @property
     def upn(self) -> str:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from shared.audit import AuditSink
+    from shared.export.service import ExportService
     from shared.lifecycle.service import LifecycleService
     from shared.notifications.wiring import Notifications
 
@@ -24,6 +25,9 @@ class TriggerServices(Protocol):
 
     @property
     def notifications(self) -> Notifications: ...
+
+    @property
+    def exports(self) -> ExportService: ...
 
 
 TriggerResolver = Callable[[], TriggerServices]

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from shared.connections.application import ApplicationConnections
     from shared.connections.mailbox import Mailboxes
     from shared.connections.service import ConnectionService
+    from shared.export.service import ExportService
     from shared.health.service import HealthService
     from shared.mail.service import MailReader
     from shared.mail.writer import MailWriter
@@ -67,3 +68,6 @@ class Services(Protocol):
 
     @property
     def options(self) -> OptionLinks: ...
+
+    @property
+    def exports(self) -> ExportService: ...

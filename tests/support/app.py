@@ -87,7 +87,8 @@ class AppServer:
         return all(self._queue_length(q) == 0 for q in self._queues())
 
     def _queues(self) -> list[str]:
-        names = [self.settings.get(k) for k in ("LIFECYCLE_QUEUE", "NOTIFICATIONS_QUEUE")]
+        keys = ("LIFECYCLE_QUEUE", "NOTIFICATIONS_QUEUE", "EXPORTS_QUEUE")
+        names = [self.settings.get(k) for k in keys]
         return [n for n in names if n]
 
     def _queue_length(self, name: str) -> int:

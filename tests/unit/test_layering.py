@@ -39,6 +39,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "shared.health",
             "shared.portal",
             "shared.options",
+            "shared.export",
         ),
     ),
     (
