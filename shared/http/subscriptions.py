@@ -111,6 +111,11 @@ class SubscriptionView(ApiModel):
     includeMessage: bool
     expirationDateTime: datetime
     createdAt: datetime
+    status: Literal["active", "disabled"] = Field(
+        default="active",
+        description="`disabled` once the webhook answered 410 Gone: no more events are sent "
+        "(delete the subscription and create a new one to resume).",
+    )
 
     @classmethod
     def of(cls, s: Subscription, caller: Caller) -> SubscriptionView:
@@ -123,6 +128,7 @@ class SubscriptionView(ApiModel):
             includeMessage=s.include_message,
             expirationDateTime=s.expires,
             createdAt=s.created_at,
+            status="disabled" if s.disabled else "active",
         )
 
 
@@ -135,7 +141,9 @@ def _url_for(s: Subscription, caller: Caller) -> str:
 
 class SubscriptionCreated(SubscriptionView):
     signingSecret: str = Field(
-        description="HMAC-SHA256 key of the `X-Signature` header. Shown once: keep it."
+        description="`whsec_<base64 key>`. Standard Webhooks' `webhook-signature` is keyed "
+        "with the base64-decoded key, `X-Signature` with this whole string. Shown once: "
+        "keep it."
     )
 
 
@@ -144,11 +152,13 @@ class SubscriptionList(ApiModel):
 
 
 class MessageEvent(ApiModel):
-    """What the caller's webhook receives (signed: `X-Signature: sha256=<hex>`)."""
+    """What the caller's webhook receives, signed: Standard Webhooks' `webhook-id`,
+    `webhook-timestamp` and `webhook-signature`, and `X-Signature: sha256=<hex>`."""
 
     subscriptionId: str
     connectionId: str
     changeType: Literal["created"]
+    type: Literal["message.created"]
     messageId: str
     message: dict[str, object] | None = None
 

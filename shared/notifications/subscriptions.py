@@ -27,8 +27,9 @@ from shared.graph.paths import graph_id
 from shared.notifications.auditing import connection_event
 from shared.notifications.filters import Filters
 from shared.notifications.jobs import JobQueue
-from shared.notifications.webhooks import WebhookRejected, check_webhook
+from shared.notifications.webhooks import WebhookRejected, check_webhook, new_signing_secret
 from shared.store.connections import ConnectionStore
+from shared.store.deliveries import DeliveryStore
 from shared.store.subscriptions import Subscription, SubscriptionStore
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class SubscriptionService:
         connection_store: ConnectionStore,
         mailboxes: Mailboxes,
         store: SubscriptionStore,
+        deliveries: DeliveryStore,
         jobs: JobQueue,
         audit: AuditSink,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -63,6 +65,7 @@ class SubscriptionService:
         self._connection_store = connection_store
         self._mailboxes = mailboxes
         self._store = store
+        self._deliveries = deliveries
         self._jobs = jobs
         self._audit = audit
         self._clock = clock
@@ -96,7 +99,7 @@ class SubscriptionService:
                 errors=[FieldError(("body", "notificationUrl"), str(rejected))],
             ) from None
         client_state = secrets.token_urlsafe(32)  # 256 bits
-        signing_secret = secrets.token_urlsafe(32)
+        signing_secret = new_signing_secret()  # whsec_<base64 of 32 bytes>
         delta_link = await self.baseline(mb, folder)
         graph_id_, expires = await self._create_graph(mb, folder, client_state)
         subscription = Subscription(
@@ -136,8 +139,23 @@ class SubscriptionService:
         if subscription is None or subscription.connection_id != connection.id:
             raise NotFound("No such subscription on this connection.")
         await self._delete_graph(mb, subscription)
-        await self._store.delete(subscription)
+        await self._remove(subscription)
         self._emit("subscription.deleted", Outcome.SUCCESS, cid, connection, caller=caller)
+
+    async def _remove(self, subscription: Subscription) -> None:
+        await self._store.delete(subscription)
+        await self._deliveries.delete_for(subscription.id)
+
+    async def disable(self, s: Subscription, connection: Connection, cid: str) -> None:
+        """The receiver answered 410 Gone: no more events. Graph's side is removed (so no
+        more notifications arrive); ours stays, marked disabled, until the caller deletes it."""
+        s.disabled = True
+        await self._store.save(s)
+        try:
+            await self._delete_graph(self._mailboxes.system(connection, correlation_id=cid), s)
+        except Exception:  # Graph expires it anyway; the worker drops its jobs meanwhile
+            logger.warning("graph subscription of a disabled subscription left to expire")
+        self._emit("subscription.disabled", Outcome.SUCCESS, cid, connection, reason="webhook_gone")
 
     async def delete_for_connection(self, connection: Connection, cid: str) -> None:
         """Connection deletion's hook: both sides of each of its subscriptions go first."""
@@ -147,7 +165,7 @@ class SubscriptionService:
                 await self._delete_graph(mb, subscription)
             except Exception:  # the grant may already be unusable: Graph expires it anyway
                 logger.warning("graph subscription of a deleted connection left to expire")
-            await self._store.delete(subscription)
+            await self._remove(subscription)
             self._emit("subscription.deleted", Outcome.SUCCESS, cid, connection)
 
     # -- keeping it alive ----------------------------------------------------------------
@@ -158,6 +176,8 @@ class SubscriptionService:
         within = timedelta(hours=self._settings.SUBSCRIPTION_RENEW_WITHIN_HOURS)
         renewed = 0
         for s in await self._store.expiring_before(now + within):
+            if s.disabled:
+                continue
             connection = await self._connection_store.get(s.connection_id)
             if connection is None:
                 continue

@@ -10,21 +10,20 @@ Table `subscriptions`:
   endpoint looks subscriptions up by the id Graph sends; ours survives a re-creation);
 - `PartitionKey = "conn-<connection id>", RowKey = <subscription id>`: a connection's list.
 
-Table `notificationsseen`: `PartitionKey = <subscription id>, RowKey = sha256(message id)`,
-inserted before a delivery starts: the insert-only write is the exactly-once claim (Graph
-may notify twice, a `missed` resync replays what was already notified).
+Table `notificationsseen` held the claims of an earlier version (a tombstone per message);
+deleting a subscription still removes its rows. Events are now leased in the delivery ledger
+(shared/store/deliveries.py).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
 from shared.crypto.envelope import RowAddress, SealedTable
@@ -57,6 +56,8 @@ class Subscription:
     # flow's own secret, e.g. Power Automate's `sig`). None on rows written before this.
     creator_tid: str | None = None
     creator_oid: str | None = None
+    # Set when the receiver answered 410 Gone: no more events, Graph's side removed.
+    disabled: bool = False
 
     def created_by(self, tenant_id: str, oid: str) -> bool:
         return self.creator_oid is not None and (self.creator_tid, self.creator_oid) == (
@@ -80,6 +81,8 @@ def _columns(s: Subscription) -> dict[str, Any]:
     }
     if s.delta_link:
         columns["DeltaLink"] = s.delta_link
+    if s.disabled:
+        columns["Disabled"] = True
     if s.creator_oid:
         columns["CreatorTid"] = s.creator_tid
         columns["CreatorOid"] = s.creator_oid
@@ -142,6 +145,7 @@ class SubscriptionStore:
             delta_link=str(entity["DeltaLink"]) if entity.get("DeltaLink") else None,
             creator_tid=str(entity["CreatorTid"]) if entity.get("CreatorTid") else None,
             creator_oid=str(entity["CreatorOid"]) if entity.get("CreatorOid") else None,
+            disabled=bool(entity.get("Disabled")),
         )
 
     async def by_graph_id(self, graph_id: str) -> Subscription | None:
@@ -195,35 +199,3 @@ class SubscriptionStore:
             ):
                 with contextlib.suppress(ResourceNotFoundError):
                     await seen.delete_entity(row["PartitionKey"], row["RowKey"])
-
-    # -- exactly once --------------------------------------------------------------------
-
-    async def claim(self, subscription_id: str, message_id: str) -> bool:
-        """True for the first claim of this message for this subscription, False after."""
-        seen = await self._tables.table(SEEN)
-        key = hashlib.sha256(message_id.encode()).hexdigest()
-        with storage_errors("claim notification"):
-            try:
-                await seen.create_entity(
-                    {"PartitionKey": subscription_id, "RowKey": key, "State": "claimed"}
-                )
-                return True
-            except ResourceExistsError:
-                return False
-
-    async def settle(self, subscription_id: str, message_id: str, state: str) -> None:
-        """Record how a claimed delivery ended (delivered, filtered, failed)."""
-        seen = await self._tables.table(SEEN)
-        key = hashlib.sha256(message_id.encode()).hexdigest()
-        with storage_errors("settle notification"), contextlib.suppress(ResourceNotFoundError):
-            await seen.update_entity(
-                {"PartitionKey": subscription_id, "RowKey": key, "State": state},
-                mode=UpdateMode.MERGE,
-            )
-
-    async def release(self, subscription_id: str, message_id: str) -> None:
-        """Undo a claim whose delivery could not start (Graph unavailable): retried later."""
-        seen = await self._tables.table(SEEN)
-        key = hashlib.sha256(message_id.encode()).hexdigest()
-        with storage_errors("release notification"), contextlib.suppress(ResourceNotFoundError):
-            await seen.delete_entity(subscription_id, key)

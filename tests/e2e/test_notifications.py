@@ -16,12 +16,14 @@ import hmac
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from shared.store.deliveries import delivery_id
 from tests.support.app import MASTER_KEY, AppServer, app_settings, start_app
 from tests.support.azurite import AzuriteServer
 from tests.support.callers import Caller
@@ -52,6 +54,9 @@ def notify_app(
         "ALLOW_HTTP_LOOPBACK_WEBHOOKS": "true",
         "WEBHOOK_RETRY_INITIAL_SECONDS": "0.5",
         "WEBHOOK_RETRY_MAX_SECONDS": "20",
+        # A failing event gives up within a minute, so no test's retries outlive it.
+        "WEBHOOK_RETRY_HOURS": "0.015",
+        "WEBHOOK_LEASE_SECONDS": "4",
         "SUBSCRIPTION_RENEW_WITHIN_HOURS": "168",  # every subscription is due
         "AUDIT_LOG_PATH": str(tmp / "audit.jsonl"),
         "LOCAL_KEY_FILE": str(tmp / "dev-keys.json"),
@@ -410,3 +415,116 @@ def test_webhook_urls_must_be_https_or_allowed_loopback(alice: Caller) -> None:
     for url in ("http://example.com/hook", "https://10.0.0.1/hook", "https://169.254.169.254/x"):
         response = alice.post("/subscriptions", {"notificationUrl": url})
         assert response.status_code == 400, url
+
+
+def standard_webhooks_verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
+    """The receiver's side of Standard Webhooks, written from the specification
+    (github.com/standard-webhooks/standard-webhooks, spec/standard-webhooks.md), not from the
+    app: the key is the base64 after `whsec_`, the signed content `{id}.{timestamp}.{body}`,
+    the header a space-separated list of `v1,<base64>` signatures, the timestamp recent."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    webhook_id, timestamp = lower["webhook-id"], lower["webhook-timestamp"]
+    if abs(time.time() - int(timestamp)) > 300:
+        return False
+    assert secret.startswith("whsec_")
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    content = webhook_id.encode() + b"." + timestamp.encode() + b"." + body
+    expected = base64.b64encode(hmac.new(key, content, hashlib.sha256).digest()).decode()
+    return any(
+        version == "v1" and hmac.compare_digest(given, expected)
+        for version, _, given in (s.partition(",") for s in lower["webhook-signature"].split())
+    )
+
+
+def test_every_delivery_is_signed_the_standard_webhooks_way_with_one_id_per_event(
+    alice: Caller, sandbox: SandboxServer, receiver: Receiver
+) -> None:
+    secret = subscribe(alice, receiver).json()["signingSecret"]
+    receiver.fail_with = 503  # the first attempts are refused: the retries carry the same id
+
+    [message_id] = seed(sandbox)
+    wait_until(lambda: receiver.failures >= 2, 15, "two refused attempts")
+    receiver.fail_with = None
+    [post] = receiver.wait_for(lambda got: len(got) >= 1, timeout=20)
+
+    attempts = [*receiver.refused, post]
+    assert all(standard_webhooks_verify(secret, a.headers, a.body) for a in attempts)
+    assert not standard_webhooks_verify(
+        "whsec_" + base64.b64encode(b"k" * 32).decode(), post.headers, post.body
+    )
+    assert len({a.headers["webhook-id"] for a in attempts}) == 1
+    # The scheme receivers had before keeps working: hex HMAC of the body, keyed with the
+    # whole secret string.
+    legacy = hmac.new(secret.encode(), post.body, hashlib.sha256).hexdigest()
+    assert post.headers["X-Signature"] == f"sha256={legacy}"
+    assert post.json()["type"] == "message.created"
+    assert post.json()["messageId"] == message_id
+    settle()
+    assert len(receiver.received) == 1
+
+
+def test_an_event_claimed_by_a_worker_that_died_is_delivered_when_its_lease_ends(
+    alice: Caller,
+    sandbox: SandboxServer,
+    receiver: Receiver,
+    notify_app: tuple[AppServer, Path],
+    azurite: AzuriteServer,
+) -> None:
+    from azure.data.tables import TableClient
+
+    subscription_id = subscribe(alice, receiver).json()["id"]
+    [graph_sub] = graph_subscriptions(sandbox)
+    with sandbox.client() as control:
+        control.patch(f"/_sandbox/subscriptions/{graph_sub['id']}", json={"paused": True})
+        [message_id] = seed(sandbox)
+        # A worker claimed the event and died before posting: its lease is in the ledger.
+        lease_ends = time.time() + 6
+        table = TableClient.from_connection_string(
+            azurite.connection_string, f"{notify_app[0].settings['TABLE_PREFIX']}deliveries"
+        )
+        with table:
+            table.create_entity(
+                {
+                    "PartitionKey": subscription_id,
+                    "RowKey": delivery_id(subscription_id, message_id, "created"),
+                    "MessageId": message_id,
+                    "Type": "created",
+                    "Status": "pending",
+                    "Attempts": 0,
+                    "FirstAt": datetime.now(UTC),
+                    "LeaseUntil": datetime.fromtimestamp(lease_ends, UTC),
+                    "LeaseToken": "the-dead-worker",
+                }
+            )
+            control.patch(f"/_sandbox/subscriptions/{graph_sub['id']}", json={"paused": False})
+            control.post(
+                f"/_sandbox/subscriptions/{graph_sub['id']}/lifecycle", json={"event": "missed"}
+            )
+
+            [post] = receiver.wait_for(lambda got: len(got) >= 1, timeout=30)
+            arrived = time.time()
+            settle()
+            row = table.get_entity(subscription_id, post.headers["webhook-id"])
+
+    assert post.json()["messageId"] == message_id
+    assert arrived >= lease_ends  # not before the lease ended
+    assert len(receiver.received) == 1
+    assert (row["Status"], row["Attempts"], row["LastStatus"]) == ("delivered", 1, 202)
+
+
+def test_a_receiver_answering_410_gone_disables_the_subscription(
+    alice: Caller, sandbox: SandboxServer, receiver: Receiver
+) -> None:
+    subscribe(alice, receiver)
+    receiver.fail_with = 410
+
+    seed(sandbox)
+    wait_until(lambda: graph_subscriptions(sandbox) == [], 20, "Graph's side to be removed")
+    [listed] = alice.get("/subscriptions").json()["value"]
+    receiver.fail_with = None
+    seed(sandbox)
+    settle()
+
+    assert listed["status"] == "disabled"
+    assert receiver.failures == 1  # 410 is not retried
+    assert receiver.received == []
