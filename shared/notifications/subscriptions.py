@@ -295,7 +295,7 @@ class SubscriptionService:
                     "changeType": "created",
                     "notificationUrl": f"{self._base}/api/notifications/graph",
                     "lifecycleNotificationUrl": f"{self._base}/api/notifications/lifecycle",
-                    "resource": mb.path.folder_messages(folder).lstrip("/"),
+                    "resource": mb.path.folder_messages_resource(folder),
                     "expirationDateTime": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
                     "clientState": client_state,
                 },

@@ -528,3 +528,30 @@ def test_a_receiver_answering_410_gone_disables_the_subscription(
     assert listed["status"] == "disabled"
     assert receiver.failures == 1  # 410 is not retried
     assert receiver.received == []
+
+
+def test_a_trigger_on_a_custom_folder_and_on_its_subfolder(
+    alice: Caller, sandbox: SandboxServer, receiver: Receiver
+) -> None:
+    """Folder ids from GET /folders (ids with `=` and `-`, unlike well-known names) work as
+    a subscription's folder, at the top level and one level down."""
+    parent = alice.post("/folders", {"displayName": "Triggers custom"})
+    assert parent.status_code == 201, parent.text
+    child = alice.post(
+        "/folders", {"displayName": "Triggers sub", "parentFolder": parent.json()["id"]}
+    )
+    assert child.status_code == 201, child.text
+    listed = [f["id"] for f in alice.get("/folders").json()["value"]]
+    assert parent.json()["id"] in listed
+    top = subscribe(alice, receiver, folder=parent.json()["id"]).json()["id"]
+    sub = subscribe(alice, receiver, folder=child.json()["id"]).json()["id"]
+
+    [in_parent] = seed(sandbox, folder=parent.json()["id"])
+    [in_child] = seed(sandbox, folder=child.json()["id"])
+    seed(sandbox)  # the inbox: neither subscription's folder
+
+    receiver.wait_for(lambda got: len(got) >= 2)
+    settle()
+    assert sorted((e["subscriptionId"], e["messageId"]) for e in events(receiver)) == sorted(
+        [(top, in_parent), (sub, in_child)]
+    )
