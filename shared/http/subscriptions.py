@@ -16,11 +16,13 @@ from pydantic import Field
 
 from shared.auth.caller import Caller
 from shared.errors import (
+    Conflict,
     ConnectionNotFound,
     Forbidden,
     GraphError,
     GraphThrottled,
     GraphUnavailable,
+    InvalidCursor,
     NotFound,
     ReauthRequired,
     StorageUnavailable,
@@ -32,6 +34,7 @@ from shared.http.models import ApiModel
 from shared.notifications.filters import Filters
 
 if TYPE_CHECKING:  # no storage SDK at import (cold start)
+    from shared.store.deliveries import DeliveryRecord
     from shared.store.subscriptions import Subscription
 
 api = ApiBlueprint("triggers")
@@ -230,3 +233,83 @@ async def subscriptions_delete(request: ApiRequest) -> func.HttpResponse:
         request.correlation_id,
     )
     return func.HttpResponse(status_code=204)
+
+
+class DeliveryQuery(ApiModel):
+    status: Literal["pending", "delivered", "failed", "filtered", "gone"] | None = Field(
+        default=None, description="Only events in this state (default: all)."
+    )
+    cursor: str | None = Field(default=None, max_length=64)
+
+
+class DeliveryView(ApiModel):
+    id: str = Field(description="The event's `webhook-id` (the same on every attempt).")
+    messageId: str
+    type: str = Field(description="`message.created`.")
+    status: Literal["pending", "delivered", "failed", "filtered", "gone"] = Field(
+        description="pending: being delivered or retried; delivered: the webhook answered "
+        "2xx; failed: refused, or still failing after WEBHOOK_RETRY_HOURS; filtered: did "
+        "not match the filters; gone: the message was deleted before delivery."
+    )
+    attempts: int
+    lastAttemptAt: datetime | None
+    lastStatus: int | None = Field(
+        description="The webhook's HTTP status at the last attempt (null: no answer)."
+    )
+
+    @classmethod
+    def of(cls, r: DeliveryRecord) -> DeliveryView:
+        return cls(
+            id=r.id,
+            messageId=r.message_id,
+            type=f"message.{r.type}",
+            status=r.status,
+            attempts=r.attempts,
+            lastAttemptAt=r.last_attempt_at,
+            lastStatus=r.last_status,
+        )
+
+
+class DeliveryList(ApiModel):
+    value: list[DeliveryView]
+    nextCursor: str | None = None
+
+
+@api.route(
+    "connections/{connectionId}/subscriptions/{subscriptionId}/deliveries",
+    methods=("GET",),
+    operation_id="deliveries_list",
+    summary="The subscription's events and how their delivery went (for support and replay).",
+    query_model=DeliveryQuery,
+    responses={200: ResponseSpec("Events, in id order", DeliveryList)},
+    errors=(*_ERRORS, InvalidCursor),
+)
+async def deliveries_list(request: ApiRequest) -> func.HttpResponse:
+    query = request.query(DeliveryQuery)
+    found, after = await request.services.notifications.subscriptions.deliveries(
+        request.caller,
+        request.route("connectionId"),
+        request.route("subscriptionId"),
+        status=query.status,
+        cursor=query.cursor,
+    )
+    return json_response(DeliveryList(value=[DeliveryView.of(r) for r in found], nextCursor=after))
+
+
+@api.route(
+    "connections/{connectionId}/subscriptions/{subscriptionId}/deliveries/{deliveryId}/redeliver",
+    methods=("POST",),
+    operation_id="deliveries_redeliver",
+    summary="Send an event again, with the same webhook-id (a new retry window starts).",
+    responses={202: ResponseSpec("Queued")},
+    errors=(*_ERRORS, Conflict),
+)
+async def deliveries_redeliver(request: ApiRequest) -> func.HttpResponse:
+    await request.services.notifications.subscriptions.redeliver(
+        request.caller,
+        request.route("connectionId"),
+        request.route("subscriptionId"),
+        request.route("deliveryId"),
+        request.correlation_id,
+    )
+    return func.HttpResponse(status_code=202)

@@ -21,7 +21,7 @@ from shared.config import Settings
 from shared.connections.mailbox import ConnectedMailbox, Mailboxes
 from shared.connections.models import Connection
 from shared.connections.service import ConnectionService
-from shared.errors import FieldError, NotFound, ValidationFailed
+from shared.errors import Conflict, FieldError, InvalidCursor, NotFound, ValidationFailed
 from shared.graph import GraphRequest
 from shared.graph.paths import graph_id
 from shared.notifications.auditing import connection_event
@@ -29,7 +29,7 @@ from shared.notifications.filters import Filters
 from shared.notifications.jobs import JobQueue
 from shared.notifications.webhooks import WebhookRejected, check_webhook, new_signing_secret
 from shared.store.connections import ConnectionStore
-from shared.store.deliveries import DeliveryStore
+from shared.store.deliveries import DELIVERY_ID, DeliveryRecord, DeliveryStore
 from shared.store.subscriptions import Subscription, SubscriptionStore
 
 logger = logging.getLogger(__name__)
@@ -129,6 +129,50 @@ class SubscriptionService:
     async def list_for(self, caller: Caller, connection_id: str) -> list[Subscription]:
         connection = await self._connections.get(caller, connection_id)
         return await self._store.for_connection(connection.id)
+
+    async def _own(self, connection: Connection, subscription_id: str) -> Subscription:
+        subscription = await self._store.get(subscription_id)
+        if subscription is None or subscription.connection_id != connection.id:
+            raise NotFound("No such subscription on this connection.")
+        return subscription
+
+    async def deliveries(
+        self,
+        caller: Caller,
+        connection_id: str,
+        subscription_id: str,
+        *,
+        status: str | None,
+        cursor: str | None,
+        limit: int = 100,
+    ) -> tuple[list[DeliveryRecord], str | None]:
+        """A page of the subscription's events from the ledger (anyone who may read the
+        connection: an event names no URL). `cursor` is the id to continue after."""
+        connection = await self._connections.get(caller, connection_id)
+        subscription = await self._own(connection, subscription_id)
+        if cursor is not None and not DELIVERY_ID.fullmatch(cursor):
+            raise InvalidCursor("The cursor is not one this list handed out.")
+        return await self._deliveries.page(subscription.id, status, cursor, limit)
+
+    async def redeliver(
+        self, caller: Caller, connection_id: str, subscription_id: str, delivery: str, cid: str
+    ) -> None:
+        """Send the event again, with its `webhook-id` (those who may change the
+        connection): made pending with a new retry window, and queued."""
+        mb = await self._mailboxes.open(caller, connection_id, write=True, correlation_id=cid)
+        subscription = await self._own(mb.connection, subscription_id)
+        record = (
+            await self._deliveries.get(subscription.id, delivery)
+            if DELIVERY_ID.fullmatch(delivery)
+            else None
+        )
+        if record is None:
+            raise NotFound("No such delivery on this subscription.")
+        if subscription.disabled:
+            raise Conflict("The subscription is disabled (its webhook answered 410 Gone).")
+        await self._deliveries.reopen(record, self._clock())
+        await self._jobs.change(subscription.id, record.message_id, cid, event_type=record.type)
+        self._emit("notification.redeliver", Outcome.SUCCESS, cid, mb.connection, caller=caller)
 
     async def delete(
         self, caller: Caller, connection_id: str, subscription_id: str, cid: str

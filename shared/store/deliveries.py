@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,6 +34,7 @@ from shared.store.table_set import TableSet
 DELIVERIES = "deliveries"
 PENDING = "pending"
 STATUSES = ("pending", "delivered", "failed", "filtered", "gone")
+DELIVERY_ID = re.compile(r"msg_[a-z2-7]{26}")
 
 
 def delivery_id(subscription_id: str, message_id: str, event_type: str) -> str:
@@ -206,17 +208,39 @@ class DeliveryStore:
         """Give the lease up at once (the attempt could not start): the next try may claim."""
         await self._merge(record, {"LeaseUntil": now, "LeaseToken": ""})
 
-    async def reopen(self, subscription_id: str, delivery: str, now: datetime) -> DeliveryRecord:
-        """A settled event made pending again (redeliver): claimable at once."""
-        table = await self._tables.table(DELIVERIES)
-        with storage_errors("reopen delivery"):
-            entity = await table.get_entity(subscription_id, delivery)
-            record = _record(entity)
-            await self._merge(
-                record, {"Status": PENDING, "FirstAt": now, "LeaseUntil": now, "LeaseToken": ""}
-            )
+    async def reopen(self, record: DeliveryRecord, now: datetime) -> None:
+        """The event made pending again (redeliver), claimable at once, with a new retry
+        window from now."""
+        await self._merge(
+            record, {"Status": PENDING, "FirstAt": now, "LeaseUntil": now, "LeaseToken": ""}
+        )
         record.status, record.first_at = PENDING, now
-        return record
+
+    async def page(
+        self, subscription_id: str, status: str | None, after: str | None, limit: int
+    ) -> tuple[list[DeliveryRecord], str | None]:
+        """One page of a subscription's events in id order (optionally of one status), and
+        the id to continue after when there are more. One partition, never a table scan."""
+        table = await self._tables.table(DELIVERIES)
+        query = "PartitionKey eq @pk"
+        parameters: dict[str, Any] = {"pk": subscription_id}
+        if status is not None:
+            query += " and Status eq @status"
+            parameters["status"] = status
+        if after is not None:
+            query += " and RowKey gt @after"
+            parameters["after"] = after
+        found: list[DeliveryRecord] = []
+        with storage_errors("list deliveries"):
+            async for entity in table.query_entities(
+                query, parameters=parameters, results_per_page=limit + 1
+            ):
+                found.append(_record(entity))
+                if len(found) > limit:
+                    break
+        if len(found) > limit:
+            return found[:limit], found[limit - 1].id
+        return found, None
 
     async def get(self, subscription_id: str, delivery: str) -> DeliveryRecord | None:
         table = await self._tables.table(DELIVERIES)

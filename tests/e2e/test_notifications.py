@@ -555,3 +555,61 @@ def test_a_trigger_on_a_custom_folder_and_on_its_subfolder(
     assert sorted((e["subscriptionId"], e["messageId"]) for e in events(receiver)) == sorted(
         [(top, in_parent), (sub, in_child)]
     )
+
+
+def test_a_failed_event_is_listed_and_redelivered_with_the_same_webhook_id(
+    alice: Caller,
+    sandbox: SandboxServer,
+    receiver: Receiver,
+    notify_app: tuple[AppServer, Path],
+) -> None:
+    subscription_id = subscribe(alice, receiver).json()["id"]
+    base = f"/subscriptions/{subscription_id}/deliveries"
+    receiver.fail_with = 400  # final: the event fails at once
+
+    [message_id] = seed(sandbox)
+    wait_until(lambda: alice.get(base, status="failed").json()["value"] != [], 15, "a failure")
+    [failed] = alice.get(base, status="failed").json()["value"]
+    assert alice.get(base, status="delivered").json() == {"value": [], "nextCursor": None}
+    with as_app(
+        notify_app[0], sandbox, alice.connection_id, "Connections.Read.All", READER_APP
+    ) as reader:
+        assert reader.get(base).json()["value"] == [failed]  # readers may list
+        refused = reader.post(f"{base}/{failed['id']}/redeliver")
+    receiver.fail_with = None
+
+    again = alice.post(f"{base}/{failed['id']}/redeliver")
+    [post] = receiver.wait_for(lambda got: len(got) >= 1)
+    settle()
+
+    assert (failed["messageId"], failed["type"]) == (message_id, "message.created")
+    assert (failed["attempts"], failed["lastStatus"]) == (1, 400)
+    assert failed["lastAttemptAt"]
+    assert refused.status_code == 403
+    assert again.status_code == 202
+    assert post.headers["webhook-id"] == failed["id"]
+    assert len(receiver.received) == 1
+    [delivered] = alice.get(base, status="delivered").json()["value"]
+    assert (delivered["id"], delivered["attempts"], delivered["lastStatus"]) == (
+        failed["id"],
+        2,
+        202,
+    )
+    assert alice.post(f"{base}/msg_{'a' * 26}/redeliver").status_code == 404
+    assert alice.get(base, cursor="not-a-cursor").json()["code"] == "invalid_cursor"
+    assert alice.get(base, status="nope").status_code == 400
+
+
+def test_deliveries_are_paged(alice: Caller, sandbox: SandboxServer, receiver: Receiver) -> None:
+    subscription_id = subscribe(alice, receiver).json()["id"]
+    ids = seed(sandbox, count=103)
+    receiver.wait_for(lambda got: len(got) >= 103, timeout=60)
+    base = f"/subscriptions/{subscription_id}/deliveries"
+
+    first = alice.get(base).json()
+    second = alice.get(base, cursor=first["nextCursor"]).json()
+
+    assert len(first["value"]) == 100 and first["nextCursor"]
+    assert len(second["value"]) == 3 and second["nextCursor"] is None
+    listed = [d["messageId"] for d in first["value"] + second["value"]]
+    assert sorted(listed) == sorted(ids)
