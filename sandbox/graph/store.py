@@ -228,6 +228,8 @@ class MailStore:
         # Called when a message enters a folder (created, delivered, moved or copied there):
         # change notifications (sandbox/graph/subscriptions.py) hang off this one hook.
         self.arrival_listeners: list[Callable[[Mailbox, Message], None]] = []
+        # Told of a message changed in place (PATCH: flag, read state, categories...).
+        self.update_listeners: list[Callable[[Mailbox, Message], None]] = []
         # Graph subscriptions by id (owned by sandbox/graph/subscriptions.py).
         self.subscriptions: dict[str, Any] = {}
 
@@ -364,6 +366,11 @@ class MailStore:
 
     def _arrived(self, mailbox: Mailbox, message: Message) -> None:
         for listener in self.arrival_listeners:
+            listener(mailbox, message)
+
+    def updated(self, mailbox: Mailbox, message: Message) -> None:
+        """A message changed in place (Graph notifies `updated` subscriptions)."""
+        for listener in self.update_listeners:
             listener(mailbox, message)
 
     def _refresh(self, message: Message) -> None:

@@ -132,9 +132,13 @@ def install(ctx: SandboxContext) -> None:
     """Hook notifications into the mail store (once per process)."""
 
     def arrived(mailbox: Mailbox, message: Message) -> None:
-        _on_arrival(ctx, mailbox, message)
+        _notify(ctx, mailbox, message, "created")
+
+    def updated(mailbox: Mailbox, message: Message) -> None:
+        _notify(ctx, mailbox, message, "updated")
 
     ctx.mail.arrival_listeners.append(arrived)
+    ctx.mail.update_listeners.append(updated)
 
 
 # Graph endpoint --------------------------------------------------------------------------
@@ -349,7 +353,9 @@ def _expire(ctx: SandboxContext) -> None:
 # Notifications ---------------------------------------------------------------------------
 
 
-def _on_arrival(ctx: SandboxContext, mailbox: Mailbox, message: Message) -> None:
+def _notify(ctx: SandboxContext, mailbox: Mailbox, message: Message, change: str) -> None:
+    """A message arrived in a folder (`created`: new, moved or copied in) or changed in
+    place (`updated`): queue a notification for each subscription asking for that change."""
     store = _subscriptions(ctx)
     if not store:
         return
@@ -357,7 +363,7 @@ def _on_arrival(ctx: SandboxContext, mailbox: Mailbox, message: Message) -> None
     for subscription in list(store.values()):
         if (
             subscription.mailbox_upn != mailbox.upn
-            or "created" not in subscription.change_types
+            or change not in subscription.change_types
             or (subscription.folder_id is not None and subscription.folder_id != message.folder_id)
             or subscription.paused
         ):
@@ -368,7 +374,7 @@ def _on_arrival(ctx: SandboxContext, mailbox: Mailbox, message: Message) -> None
             {
                 "subscriptionId": subscription.id,
                 "subscriptionExpirationDateTime": _iso(subscription.expires),
-                "changeType": "created",
+                "changeType": change,
                 "resource": resource,
                 "resourceData": {
                     "@odata.type": "#Microsoft.Graph.Message",

@@ -39,6 +39,8 @@ if TYPE_CHECKING:  # no storage SDK at import (cold start)
 
 api = ApiBlueprint("triggers")
 
+EventName = Literal["created", "flagged"]
+
 _ERRORS = (
     ValidationFailed,
     ConnectionNotFound,
@@ -86,6 +88,16 @@ class SubscriptionCreate(ApiModel):
         default=False,
         description="Include the message's headers (subject, from, recipients...) in the event.",
     )
+    events: list[EventName] = Field(
+        default_factory=lambda: list[EventName](["created"]),
+        min_length=1,
+        max_length=2,
+        description="created: a message appeared in the folder (new mail, moved or copied "
+        "in); flagged: a message in the folder went from not flagged to flagged.",
+    )
+
+    def event_types(self) -> tuple[str, ...]:
+        return tuple(e for e in ("created", "flagged") if e in self.events)
 
     def filters(self) -> Filters:
         return Filters.model_validate(
@@ -114,6 +126,7 @@ class SubscriptionView(ApiModel):
     includeMessage: bool
     expirationDateTime: datetime
     createdAt: datetime
+    events: list[str] = Field(default_factory=lambda: ["created"])
     status: Literal["active", "disabled"] = Field(
         default="active",
         description="`disabled` once the webhook answered 410 Gone: no more events are sent "
@@ -131,6 +144,7 @@ class SubscriptionView(ApiModel):
             includeMessage=s.include_message,
             expirationDateTime=s.expires,
             createdAt=s.created_at,
+            events=list(s.events),
             status="disabled" if s.disabled else "active",
         )
 
@@ -160,8 +174,10 @@ class MessageEvent(ApiModel):
 
     subscriptionId: str
     connectionId: str
-    changeType: Literal["created"]
-    type: Literal["message.created"]
+    changeType: Literal["created", "updated"]
+    type: Literal["message.created", "message.flagged"]
+    mailbox: str = Field(description="The connection's mailbox.")
+    occurredAt: datetime = Field(description="When the service learned of the change.")
     messageId: str
     message: dict[str, object] | None = None
 
@@ -191,6 +207,7 @@ async def subscriptions_create(request: ApiRequest) -> func.HttpResponse:
         filters=body.filters(),
         include_message=body.includeMessage,
         cid=request.correlation_id,
+        events=body.event_types(),
     )
     view = SubscriptionView.of(created.subscription, request.caller)
     payload = SubscriptionCreated(**view.model_dump(), signingSecret=created.signing_secret)
@@ -245,7 +262,7 @@ class DeliveryQuery(ApiModel):
 class DeliveryView(ApiModel):
     id: str = Field(description="The event's `webhook-id` (the same on every attempt).")
     messageId: str
-    type: str = Field(description="`message.created`.")
+    type: str = Field(description="`message.created` or `message.flagged`.")
     status: Literal["pending", "delivered", "failed", "filtered", "gone"] = Field(
         description="pending: being delivered or retried; delivered: the webhook answered "
         "2xx; failed: refused, or still failing after WEBHOOK_RETRY_HOURS; filtered: did "
@@ -262,7 +279,7 @@ class DeliveryView(ApiModel):
         return cls(
             id=r.id,
             messageId=r.message_id,
-            type=f"message.{r.type}",
+            type="message." + r.type.split(".", 1)[0],  # flagged.<n>: the n-th flagging
             status=r.status,
             attempts=r.attempts,
             lastAttemptAt=r.last_attempt_at,

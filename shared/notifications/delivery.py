@@ -40,11 +40,17 @@ from shared.notifications.webhooks import (
     system_resolver,
     webhook_client,
 )
-from shared.store.deliveries import Claim, DeliveryRecord
+from shared.store.deliveries import Claim, DeliveryRecord, FlagState
 from shared.store.subscriptions import Subscription
 from shared.tls import outbound_ssl_context
 
-EVENT_TYPES = {"created": "message.created"}
+# The Graph fields read for an event: the filters' and the event's, and the flag state.
+READ_SELECT = MESSAGE_SELECT + ",flag"
+
+
+def event_kind(event_type: str) -> str:
+    """`created`, or `flagged` for the ledger's `flagged.<n>` (the n-th flag transition)."""
+    return event_type.split(".", 1)[0]
 
 
 class DeliveryLedger(Protocol):
@@ -81,6 +87,17 @@ class DeliveryLedger(Protocol):
     ) -> str: ...
 
     async def release(self, record: DeliveryRecord, now: datetime) -> None: ...
+
+    async def flag_state(self, subscription_id: str, message_id: str) -> FlagState: ...
+
+    async def set_flag_state(
+        self,
+        subscription_id: str,
+        message_id: str,
+        flagged: bool,
+        transitions: int,
+        seen: FlagState,
+    ) -> bool: ...
 
 
 class RetryJobs(Protocol):
@@ -153,6 +170,75 @@ class NotificationDelivery:
         `filtered`, `gone`, `pending` with a retry scheduled, or `disabled` when the
         receiver answered 410 Gone); None when it was not ours (settled already, or leased:
         looked at again when the lease ends)."""
+        if event_type == "updated":
+            return await self._on_update(s, connection, message_id, cid)
+        if event_type == "created" and "created" not in s.events:
+            # Only flags are wanted: note the new message's flag state (no event).
+            message = await self._read(connection, message_id, cid)
+            if message is not None:
+                await self._remember_flag(s, message_id, message)
+            return None
+        return await self._deliver(s, connection, message_id, cid, event_type, lease, None)
+
+    async def _read(
+        self, connection: Connection, message_id: str, cid: str
+    ) -> dict[str, Any] | None:
+        mb = self._mailboxes.system(connection, correlation_id=cid)
+        try:
+            response = await mb.send(
+                GraphRequest("GET", mb.path.message(message_id), params={"$select": READ_SELECT})
+            )
+        except NotFound:
+            return None
+        return dict(response.json() or {})
+
+    async def _remember_flag(
+        self, s: Subscription, message_id: str, message: dict[str, Any]
+    ) -> None:
+        """A new message's flag state, when it is not flagged (a later update that flags it
+        is a transition). Read flagged, it is left unknown: the read may come after a flag
+        set since, and an update job finding it flagged and unknown fires once."""
+        if _flagged(message):
+            return
+        seen = await self._store.flag_state(s.id, message_id)
+        if seen.flagged is None:
+            await self._store.set_flag_state(s.id, message_id, _flagged(message), 0, seen)
+
+    async def _on_update(
+        self, s: Subscription, connection: Connection, message_id: str, cid: str
+    ) -> str | None:
+        """Graph's `updated`: a `flagged` event only for a not-flagged → flagged transition
+        (each transition is its own event, `flagged.<n>`); a re-flag or any other change
+        fires nothing. The flag state write is conditional: of duplicate notifications of
+        one transition, one wins."""
+        message = await self._read(connection, message_id, cid)
+        if message is None:
+            return None
+        seen = await self._store.flag_state(s.id, message_id)
+        flagged = _flagged(message)
+        if not flagged:
+            if seen.flagged is not False:
+                await self._store.set_flag_state(s.id, message_id, False, seen.transitions, seen)
+            return None
+        if seen.flagged:
+            return None
+        transition = seen.transitions + 1
+        if not await self._store.set_flag_state(s.id, message_id, True, transition, seen):
+            return None
+        return await self._deliver(
+            s, connection, message_id, cid, f"flagged.{transition}", None, message
+        )
+
+    async def _deliver(
+        self,
+        s: Subscription,
+        connection: Connection,
+        message_id: str,
+        cid: str,
+        event_type: str,
+        lease: str | None,
+        message: dict[str, Any] | None,
+    ) -> str | None:
         now = self._clock()
         claim = await self._store.claim(
             s.id, message_id, event_type, now=now, lease=self._lease, token=lease
@@ -167,30 +253,32 @@ class NotificationDelivery:
                 )
             return None
         record = claim.record
-        try:
-            mb = self._mailboxes.system(connection, correlation_id=cid)
-            response = await mb.send(
-                GraphRequest("GET", mb.path.message(message_id), params={"$select": MESSAGE_SELECT})
-            )
-        except NotFound:
-            await self._store.settle(record, "gone")
-            return "gone"
-        except Exception:
-            await self._store.release(record, self._clock())  # the host's retry may claim
-            raise
-        message = response.json() or {}
+        if message is None:
+            try:
+                message = await self._read(connection, message_id, cid)
+            except Exception:
+                await self._store.release(record, self._clock())  # the host's retry may claim
+                raise
+            if message is None:
+                await self._store.settle(record, "gone")
+                return "gone"
+            if event_type == "created" and "flagged" in s.events:
+                await self._remember_flag(s, message_id, message)
         if not matches(Filters.model_validate(s.filters), message):
             await self._store.settle(record, "filtered")
             return "filtered"
+        kind = event_kind(event_type)
         event: dict[str, Any] = {
             "subscriptionId": s.id,
             "connectionId": s.connection_id,
-            "changeType": event_type,
-            "type": EVENT_TYPES.get(event_type, f"message.{event_type}"),
+            "changeType": "created" if kind == "created" else "updated",
+            "type": f"message.{kind}",
+            "mailbox": connection.mailbox,
+            "occurredAt": record.first_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "messageId": message_id,
         }
         if s.include_message:
-            event["message"] = message
+            event["message"] = {k: v for k, v in message.items() if k != "flag"}
         body = json.dumps(event, separators=(",", ":")).encode()
         return await self._attempt(s, connection, record, body, cid)
 
@@ -234,7 +322,7 @@ class NotificationDelivery:
             return self._audited("failed", f"webhook_status_{attempt.status}", cid, connection)
         delay = self._backoff(record.attempts + 1)
         retry_at = attempted + timedelta(seconds=delay)
-        deadline = record.first_at + timedelta(hours=self._settings.WEBHOOK_RETRY_HOURS)
+        deadline = record.window_start + timedelta(hours=self._settings.WEBHOOK_RETRY_HOURS)
         if retry_at > deadline:
             await self._store.settle(
                 record, "failed", attempted_at=attempted, http_status=attempt.status
@@ -275,3 +363,7 @@ class NotificationDelivery:
             )
         )
         return status
+
+
+def _flagged(message: dict[str, Any]) -> bool:
+    return (message.get("flag") or {}).get("flagStatus") == "flagged"

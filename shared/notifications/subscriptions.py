@@ -86,6 +86,7 @@ class SubscriptionService:
         filters: Filters,
         include_message: bool,
         cid: str,
+        events: tuple[str, ...] = ("created",),
     ) -> Created:
         mb = await self._mailboxes.open(caller, connection_id, write=True, correlation_id=cid)
         connection = mb.connection
@@ -101,7 +102,7 @@ class SubscriptionService:
         client_state = secrets.token_urlsafe(32)  # 256 bits
         signing_secret = new_signing_secret()  # whsec_<base64 of 32 bytes>
         delta_link = await self.baseline(mb, folder)
-        graph_id_, expires = await self._create_graph(mb, folder, client_state)
+        graph_id_, expires = await self._create_graph(mb, folder, client_state, events)
         subscription = Subscription(
             id=secrets.token_urlsafe(16),
             connection_id=connection.id,
@@ -117,6 +118,7 @@ class SubscriptionService:
             delta_link=delta_link,
             creator_tid=caller.tenant_id,
             creator_oid=caller.oid,
+            events=events,
         )
         try:
             await self._store.save(subscription)
@@ -318,7 +320,7 @@ class SubscriptionService:
 
     async def _recreate(self, s: Subscription, mb: ConnectedMailbox) -> None:
         previous = s.graph_id
-        s.graph_id, s.expires = await self._create_graph(mb, s.folder, s.client_state)
+        s.graph_id, s.expires = await self._create_graph(mb, s.folder, s.client_state, s.events)
         await self._store.save(s, previous_graph_id=previous)
         self._emit("subscription.recreated", Outcome.SUCCESS, mb.correlation_id, mb.connection)
 
@@ -328,15 +330,19 @@ class SubscriptionService:
         return self._clock() + timedelta(minutes=SUBSCRIPTION_MINUTES)
 
     async def _create_graph(
-        self, mb: ConnectedMailbox, folder: str, client_state: str
+        self, mb: ConnectedMailbox, folder: str, client_state: str, events: tuple[str, ...]
     ) -> tuple[str, datetime]:
         expires = self._expiry()
+        # `flagged` needs Graph's `updated` notifications; `created` is always asked for too,
+        # so that a message's first flag state is known before any update (no event fires
+        # for mail that arrives flagged).
+        change_type = "created,updated" if "flagged" in events else "created"
         response = await mb.send(
             GraphRequest(
                 "POST",
                 "/subscriptions",
                 json={
-                    "changeType": "created",
+                    "changeType": change_type,
                     "notificationUrl": f"{self._base}/api/notifications/graph",
                     "lifecycleNotificationUrl": f"{self._base}/api/notifications/lifecycle",
                     "resource": mb.path.folder_messages_resource(folder),

@@ -3,14 +3,19 @@
 
 Table `deliveries`: `PartitionKey = <subscription id>, RowKey = <delivery id>` with
 `MessageId`, `Type`, `Status` (`pending`, `delivered`, `failed`, `filtered`, `gone`),
-`Attempts`, `FirstAt`, `LastAttemptAt`, `LastStatus` (the webhook's last HTTP status, 0 when
-it answered none), and while pending a lease: `LeaseUntil` and `LeaseToken`.
+`Attempts`, `FirstAt` (`RetryFrom` after a redelivery), `LastAttemptAt`, `LastStatus` (the
+webhook's last HTTP status, 0 when it answered none), and while pending a lease:
+`LeaseUntil` and `LeaseToken`.
 
 A claim is a lease, not a tombstone: a worker that claims a pending event holds it until
 `LeaseUntil`; if it dies before settling, the event becomes claimable again when the lease
 ends. A retry scheduled through the queue holds the lease with its token until it runs, so a
 duplicate notification meanwhile cannot send the event early. Claims are conditional writes
 (ETag), so two workers never hold the same lease.
+
+Table `messageflags`: `PartitionKey = <subscription id>, RowKey = sha256(message id)` with
+`Flagged` and `Transitions`: the last flag state seen, so that `flagged` fires once per
+not-flagged → flagged transition (event type `flagged.<n>`, its own `webhook-id`).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from shared.store.errors import storage_errors
 from shared.store.table_set import TableSet
 
 DELIVERIES = "deliveries"
+FLAGS = "messageflags"
 PENDING = "pending"
 STATUSES = ("pending", "delivered", "failed", "filtered", "gone")
 DELIVERY_ID = re.compile(r"msg_[a-z2-7]{26}")
@@ -44,6 +50,10 @@ def delivery_id(subscription_id: str, message_id: str, event_type: str) -> str:
     return "msg_" + base64.b32encode(digest[:16]).decode().rstrip("=").lower()
 
 
+def _message_key(message_id: str) -> str:
+    return hashlib.sha256(message_id.encode()).hexdigest()
+
+
 @dataclass
 class DeliveryRecord:
     subscription_id: str
@@ -52,11 +62,26 @@ class DeliveryRecord:
     type: str
     status: str
     attempts: int
-    first_at: datetime
+    first_at: datetime  # when the event was first seen (the event's occurredAt)
     last_attempt_at: datetime | None
     last_status: int | None
     lease_until: datetime | None
     lease_token: str | None
+    retry_from: datetime | None = None  # a redelivery's new retry window starts here
+
+    @property
+    def window_start(self) -> datetime:
+        return self.retry_from or self.first_at
+
+
+@dataclass(frozen=True)
+class FlagState:
+    """The last flag state seen of a message for a subscription, and how many
+    not-flagged → flagged transitions fired (each one is its own event)."""
+
+    flagged: bool | None
+    transitions: int
+    etag: str | None
 
 
 @dataclass(frozen=True)
@@ -83,6 +108,7 @@ def _record(entity: Any) -> DeliveryRecord:
         last_status=int(status) if status else None,
         lease_until=entity.get("LeaseUntil"),
         lease_token=str(entity["LeaseToken"]) if entity.get("LeaseToken") else None,
+        retry_from=entity.get("RetryFrom"),
     )
 
 
@@ -212,9 +238,9 @@ class DeliveryStore:
         """The event made pending again (redeliver), claimable at once, with a new retry
         window from now."""
         await self._merge(
-            record, {"Status": PENDING, "FirstAt": now, "LeaseUntil": now, "LeaseToken": ""}
+            record, {"Status": PENDING, "RetryFrom": now, "LeaseUntil": now, "LeaseToken": ""}
         )
-        record.status, record.first_at = PENDING, now
+        record.status, record.retry_from = PENDING, now
 
     async def page(
         self, subscription_id: str, status: str | None, after: str | None, limit: int
@@ -250,13 +276,59 @@ class DeliveryStore:
             except ResourceNotFoundError:
                 return None
 
+    async def flag_state(self, subscription_id: str, message_id: str) -> FlagState:
+        table = await self._tables.table(FLAGS)
+        with storage_errors("read flag state"):
+            try:
+                entity = await table.get_entity(subscription_id, _message_key(message_id))
+            except ResourceNotFoundError:
+                return FlagState(None, 0, None)
+        return FlagState(
+            bool(entity.get("Flagged")),
+            int(entity.get("Transitions") or 0),
+            str(entity.metadata["etag"]),
+        )
+
+    async def set_flag_state(
+        self,
+        subscription_id: str,
+        message_id: str,
+        flagged: bool,
+        transitions: int,
+        seen: FlagState,
+    ) -> bool:
+        """Record the flag state if nobody changed it since `seen` (False otherwise): of two
+        notifications of the same transition, one wins it."""
+        table = await self._tables.table(FLAGS)
+        row = {
+            "PartitionKey": subscription_id,
+            "RowKey": _message_key(message_id),
+            "Flagged": flagged,
+            "Transitions": transitions,
+        }
+        with storage_errors("write flag state"):
+            try:
+                if seen.etag is None:
+                    await table.create_entity(row)
+                else:
+                    await table.update_entity(
+                        row,
+                        mode=UpdateMode.REPLACE,
+                        etag=seen.etag,
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+            except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+                return False
+        return True
+
     async def delete_for(self, subscription_id: str) -> None:
-        table = await self._tables.table(DELIVERIES)
         with storage_errors("delete deliveries"):
-            async for row in table.query_entities(
-                "PartitionKey eq @pk",
-                parameters={"pk": subscription_id},
-                select=["PartitionKey", "RowKey"],
-            ):
-                with contextlib.suppress(ResourceNotFoundError):
-                    await table.delete_entity(row["PartitionKey"], row["RowKey"])
+            for name in (DELIVERIES, FLAGS):
+                table = await self._tables.table(name)
+                async for row in table.query_entities(
+                    "PartitionKey eq @pk",
+                    parameters={"pk": subscription_id},
+                    select=["PartitionKey", "RowKey"],
+                ):
+                    with contextlib.suppress(ResourceNotFoundError):
+                        await table.delete_entity(row["PartitionKey"], row["RowKey"])

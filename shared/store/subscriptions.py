@@ -67,6 +67,8 @@ class Subscription:
     creator_oid: str | None = None
     # Set when the receiver answered 410 Gone: no more events, Graph's side removed.
     disabled: bool = False
+    # Which events the caller wants: "created" and/or "flagged".
+    events: tuple[str, ...] = ("created",)
 
     def created_by(self, tenant_id: str, oid: str) -> bool:
         return self.creator_oid is not None and (self.creator_tid, self.creator_oid) == (
@@ -92,6 +94,8 @@ def _columns(s: Subscription) -> dict[str, Any]:
         columns["DeltaLink"] = s.delta_link
     if s.disabled:
         columns["Disabled"] = True
+    if s.events != ("created",):
+        columns["Events"] = " ".join(s.events)
     if s.creator_oid:
         columns["CreatorTid"] = s.creator_tid
         columns["CreatorOid"] = s.creator_oid
@@ -176,6 +180,7 @@ class SubscriptionStore:
             creator_tid=str(entity["CreatorTid"]) if entity.get("CreatorTid") else None,
             creator_oid=str(entity["CreatorOid"]) if entity.get("CreatorOid") else None,
             disabled=bool(entity.get("Disabled")),
+            events=tuple(str(entity.get("Events") or "created").split()),
         )
 
     async def by_graph_id(self, graph_id: str) -> Subscription | None:

@@ -613,3 +613,64 @@ def test_deliveries_are_paged(alice: Caller, sandbox: SandboxServer, receiver: R
     assert len(second["value"]) == 3 and second["nextCursor"] is None
     listed = [d["messageId"] for d in first["value"] + second["value"]]
     assert sorted(listed) == sorted(ids)
+
+
+def test_created_fires_for_mail_moved_or_copied_into_the_folder(
+    alice: Caller, sandbox: SandboxServer, receiver: Receiver
+) -> None:
+    """Graph notifies `created` for a message entering the folder by any path: new mail
+    (or mail an inbox rule delivers there), a move, a copy."""
+    subscription_id = subscribe(alice, receiver, folder="archive").json()["id"]
+    moved, copied = seed(sandbox, count=2)  # in the inbox: no event
+    [arrived] = seed(sandbox, folder="archive")
+
+    assert (
+        alice.post(f"/messages/{moved}/move", {"destinationFolder": "archive"}).status_code == 200
+    )
+    copy = alice.post(f"/messages/{copied}/copy", {"destinationFolder": "archive"})
+    assert copy.status_code == 200, copy.text
+
+    receiver.wait_for(lambda got: len(got) >= 3)
+    settle()
+    got = events(receiver)
+    assert sorted(e["messageId"] for e in got) == sorted([arrived, moved, copy.json()["id"]])
+    assert {(e["type"], e["changeType"], e["mailbox"]) for e in got} == {
+        ("message.created", "created", ALICE)
+    }
+    assert all(e["subscriptionId"] == subscription_id and e["occurredAt"] for e in got)
+
+
+def test_flagged_fires_once_per_transition_to_flagged(
+    alice: Caller, sandbox: SandboxServer, receiver: Receiver
+) -> None:
+    created = subscribe(alice, receiver, events=["flagged"])
+    assert created.json()["events"] == ["flagged"]
+    [graph_sub] = graph_subscriptions(sandbox)
+    assert graph_sub["changeType"] == "created,updated"
+    [message_id] = seed(sandbox)
+
+    def flag(status: str) -> None:
+        answer = alice.post(f"/messages/{message_id}/flag", {"flagStatus": status})
+        assert answer.status_code == 200, answer.text
+
+    flag("flagged")
+    [first] = receiver.wait_for(lambda got: len(got) >= 1)
+    flag("flagged")  # a re-flag: no transition
+    assert alice.post(f"/messages/{message_id}/markRead", {"isRead": True}).status_code == 200
+    settle()
+    assert len(receiver.received) == 1  # nor does any other change fire
+    flag("notFlagged")
+    settle()
+    flag("flagged")
+    second = receiver.wait_for(lambda got: len(got) >= 2)[1]
+    settle()
+
+    assert len(receiver.received) == 2
+    for post in (first, second):
+        event = post.json()
+        assert (event["type"], event["changeType"], event["messageId"]) == (
+            "message.flagged",
+            "updated",
+            message_id,
+        )
+    assert first.headers["webhook-id"] != second.headers["webhook-id"]
