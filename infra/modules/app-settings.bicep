@@ -92,6 +92,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     // Change notifications: the delivery queue (bound as %NOTIFICATIONS_QUEUE%) and the
     // public URL Graph posts notifications to.
     NOTIFICATIONS_QUEUE: 'oia-notifications'
+    // The reconciliation timer's schedule (bound as %RECONCILE_SCHEDULE%): every 15 minutes.
+    RECONCILE_SCHEDULE: '0 */15 * * * *'
     PUBLIC_BASE_URL: 'https://${functionApp.properties.defaultHostName}'
     // The paging cursors' HMAC key: a reference, resolved by the platform with the managed
     // identity; the value lives only in Key Vault (infra/hooks/postprovision.py creates it).

@@ -232,12 +232,16 @@ class MailStore:
         self.update_listeners: list[Callable[[Mailbox, Message], None]] = []
         # Graph subscriptions by id (owned by sandbox/graph/subscriptions.py).
         self.subscriptions: dict[str, Any] = {}
+        # All change notifications paused (`/_sandbox/notifications/pause`): None, "hold"
+        # (sent on resume) or "drop" (lost, as when Graph fails to deliver).
+        self.notifications_paused: str | None = None
 
     # Lifecycle ---------------------------------------------------------------------------
     def reset(self, directory: Directory) -> None:
         self.mailboxes = {}
         self.upload_sessions = {}
         self.subscriptions = {}
+        self.notifications_paused = None
         self.seq = 0
         self._rng = random.Random(20260101)
         self.limiter = MailboxLimiter(self.settings, lambda: self.clock())

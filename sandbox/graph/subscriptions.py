@@ -366,6 +366,7 @@ def _notify(ctx: SandboxContext, mailbox: Mailbox, message: Message, change: str
             or change not in subscription.change_types
             or (subscription.folder_id is not None and subscription.folder_id != message.folder_id)
             or subscription.paused
+            or ctx.mail.notifications_paused == "drop"
         ):
             continue
         message_id = message.id_for(subscription.immutable_ids)
@@ -390,8 +391,8 @@ def _notify(ctx: SandboxContext, mailbox: Mailbox, message: Message, change: str
 
 
 def _schedule_flush(ctx: SandboxContext, subscription: Subscription) -> None:
-    if subscription.flushing:
-        return
+    if subscription.flushing or ctx.mail.notifications_paused is not None:
+        return  # held: sent when notifications resume
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:  # seeding outside a request: nobody to notify yet
@@ -507,7 +508,27 @@ def control_routes(ctx: SandboxContext) -> list[BaseRoute]:
         delivered = await _post(subscription.lifecycle_url, {"value": [item]})
         return JSONResponse({"event": event, "delivered": delivered})
 
+    async def pause(request: Request) -> JSONResponse:
+        body = await request.json() if await request.body() else {}
+        if (
+            not isinstance(body, dict)
+            or set(body) - {"drop"}
+            or not isinstance(body.get("drop", False), bool)
+        ):
+            return _error(400, "invalid_request", 'Send {"drop"?: true|false}.')
+        ctx.mail.notifications_paused = "drop" if body.get("drop") else "hold"
+        return JSONResponse({"paused": True, "drop": bool(body.get("drop"))})
+
+    async def resume(request: Request) -> JSONResponse:
+        ctx.mail.notifications_paused = None
+        for subscription in _subscriptions(ctx).values():
+            if subscription.pending:
+                _schedule_flush(ctx, subscription)
+        return JSONResponse({"paused": False, "drop": False})
+
     return [
+        Route("/notifications/pause", pause, methods=["POST"]),
+        Route("/notifications/pause", resume, methods=["DELETE"]),
         Route("/subscriptions", list_all, methods=["GET"]),
         Route("/subscriptions/{sid}", update, methods=["PATCH"]),
         Route("/subscriptions/{sid}/lifecycle", lifecycle, methods=["POST"]),

@@ -44,3 +44,7 @@ class JobQueue:
 
     async def lifecycle(self, subscription_id: str, event: str, cid: str) -> None:
         await self.send({"kind": "lifecycle", "sub": subscription_id, "event": event, "cid": cid})
+
+    async def resync(self, subscription_id: str, cid: str) -> None:
+        """Sweep the subscription's folder with delta (reconciliation)."""
+        await self.send({"kind": "resync", "sub": subscription_id, "cid": cid})

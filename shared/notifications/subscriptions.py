@@ -239,6 +239,18 @@ class SubscriptionService:
                 renewed += 1
         return renewed
 
+    async def reconcile(self) -> int:
+        """The reconciliation timer: a resync job (a delta sweep of the folder since the
+        stored delta link) for every subscription, so that notifications Graph never
+        delivered, with no `missed` to say so, still become events. The ledger keeps each
+        event once. Returns how many were queued."""
+        cid = uuid.uuid4().hex
+        queued = 0
+        for subscription_id in await self._store.all_ids():
+            await self._jobs.resync(subscription_id, cid)
+            queued += 1
+        return queued
+
     async def on_lifecycle(
         self, s: Subscription, connection: Connection, event: str, cid: str
     ) -> None:

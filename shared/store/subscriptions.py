@@ -233,6 +233,20 @@ class SubscriptionStore:
             found.append(s)
         return found
 
+    async def all_ids(self) -> list[str]:
+        """Every subscription's id, read from the expiry index's partition (one hint or
+        more each; stale ones name rows that are gone or renewed), not from a table scan."""
+        await self._backfill_once()
+        index = await self._tables.table(EXPIRY)
+        with storage_errors("list subscriptions"):
+            ids = {
+                str(row["Id"])
+                async for row in index.query_entities(
+                    "PartitionKey eq @pk", parameters={"pk": EXPIRY_PARTITION}, select=["Id"]
+                )
+            }
+        return sorted(ids)
+
     async def _backfill_once(self) -> None:
         """Hints for subscriptions saved before the index existed: one scan, ever (a marker
         row records that it ran)."""

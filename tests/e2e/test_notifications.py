@@ -674,3 +674,41 @@ def test_flagged_fires_once_per_transition_to_flagged(
             message_id,
         )
     assert first.headers["webhook-id"] != second.headers["webhook-id"]
+
+
+def test_the_reconciliation_timer_delivers_what_graph_never_notified_once(
+    alice: Caller,
+    sandbox: SandboxServer,
+    receiver: Receiver,
+    notify_app: tuple[AppServer, Path],
+) -> None:
+    subscribe(alice, receiver)
+    [before] = seed(sandbox)
+    receiver.wait_for(lambda got: len(got) >= 1)
+    with sandbox.client() as control:
+        # Graph loses notifications and says nothing (no `missed`).
+        assert control.post("/_sandbox/notifications/pause", json={"drop": True}).status_code == 200
+        try:
+            lost = seed(sandbox, count=2)
+        finally:
+            assert control.delete("/_sandbox/notifications/pause").status_code == 200
+    settle()
+    assert len(receiver.received) == 1
+
+    with notify_app[0].client() as client:
+        listed = client.get("/admin/functions", headers={"x-functions-key": MASTER_KEY})
+        runs = [
+            client.post(
+                "/admin/functions/notifications_reconcile",
+                json={"input": ""},
+                headers={"x-functions-key": MASTER_KEY},
+            )
+            for _ in range(2)  # a second sweep finds nothing new
+        ]
+
+    assert "notifications_reconcile" in listed.text
+    assert [r.status_code for r in runs] == [202, 202]
+    receiver.wait_for(lambda got: len(got) >= 3, timeout=30)
+    notify_app[0].wait_idle()
+    settle()
+    assert sorted(e["messageId"] for e in events(receiver)) == sorted([before, *lost])

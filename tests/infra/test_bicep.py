@@ -46,7 +46,7 @@ PLATFORM_SETTINGS = {
     "AZURE_CLIENT_ID",
 }
 # Settings the Functions host reads for %NAME% binding expressions (and the app may too).
-HOST_BINDING_SETTINGS = {"LIFECYCLE_SCHEDULE", "LIFECYCLE_QUEUE"}
+HOST_BINDING_SETTINGS = {"LIFECYCLE_SCHEDULE", "LIFECYCLE_QUEUE", "RECONCILE_SCHEDULE"}
 # The app's credential settings, agreed with the app side of issue #20 (shared/config.py
 # reads them once that lands): the mode, and the user-assigned identity whose token is the
 # federated credential.
