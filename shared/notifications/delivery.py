@@ -16,7 +16,7 @@ import json
 import math
 import random
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -209,8 +209,8 @@ class NotificationDelivery:
     ) -> str | None:
         """Graph's `updated`: a `flagged` event only for a not-flagged → flagged transition
         (each transition is its own event, `flagged.<n>`); a re-flag or any other change
-        fires nothing. The flag state write is conditional: of duplicate notifications of
-        one transition, one wins."""
+        fires nothing. Duplicate notifications of one transition compute the same `n`, so
+        the ledger's claim keeps it one event."""
         message = await self._read(connection, message_id, cid)
         if message is None:
             return None
@@ -223,10 +223,21 @@ class NotificationDelivery:
         if seen.flagged:
             return None
         transition = seen.transitions + 1
-        if not await self._store.set_flag_state(s.id, message_id, True, transition, seen):
-            return None
+
+        async def record_transition() -> None:
+            # After the event is leased in the ledger: a worker dying between the two leaves
+            # a pending event that the reconciliation finds, never a lost one.
+            await self._store.set_flag_state(s.id, message_id, True, transition, seen)
+
         return await self._deliver(
-            s, connection, message_id, cid, f"flagged.{transition}", None, message
+            s,
+            connection,
+            message_id,
+            cid,
+            f"flagged.{transition}",
+            None,
+            message,
+            on_claimed=record_transition,
         )
 
     async def _deliver(
@@ -238,6 +249,7 @@ class NotificationDelivery:
         event_type: str,
         lease: str | None,
         message: dict[str, Any] | None,
+        on_claimed: Callable[[], Awaitable[None]] | None = None,
     ) -> str | None:
         now = self._clock()
         claim = await self._store.claim(
@@ -253,6 +265,8 @@ class NotificationDelivery:
                 )
             return None
         record = claim.record
+        if on_claimed is not None:
+            await on_claimed()
         if message is None:
             try:
                 message = await self._read(connection, message_id, cid)

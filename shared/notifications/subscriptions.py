@@ -242,13 +242,20 @@ class SubscriptionService:
     async def reconcile(self) -> int:
         """The reconciliation timer: a resync job (a delta sweep of the folder since the
         stored delta link) for every subscription, so that notifications Graph never
-        delivered, with no `missed` to say so, still become events. The ledger keeps each
-        event once. Returns how many were queued."""
+        delivered, with no `missed` to say so, still become events, and a change job for
+        each event left pending with an ended lease. The ledger keeps each event once.
+        Returns how many subscriptions were swept."""
         cid = uuid.uuid4().hex
+        now = self._clock()
         queued = 0
         for subscription_id in await self._store.all_ids():
             await self._jobs.resync(subscription_id, cid)
             queued += 1
+            # Events a worker claimed and then died with, its job gone: claimable again.
+            for record in await self._deliveries.abandoned(subscription_id, now):
+                await self._jobs.change(
+                    subscription_id, record.message_id, cid, event_type=record.type
+                )
         return queued
 
     async def on_lifecycle(

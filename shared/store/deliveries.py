@@ -276,6 +276,19 @@ class DeliveryStore:
             except ResourceNotFoundError:
                 return None
 
+    async def abandoned(self, subscription_id: str, now: datetime) -> list[DeliveryRecord]:
+        """Pending events whose lease ended with nobody holding it (a worker died and no job
+        is left to retry): the reconciliation queues them again. One partition."""
+        table = await self._tables.table(DELIVERIES)
+        with storage_errors("list abandoned deliveries"):
+            return [
+                _record(entity)
+                async for entity in table.query_entities(
+                    "PartitionKey eq @pk and Status eq @pending and LeaseUntil lt @now",
+                    parameters={"pk": subscription_id, "pending": PENDING, "now": now},
+                )
+            ]
+
     async def flag_state(self, subscription_id: str, message_id: str) -> FlagState:
         table = await self._tables.table(FLAGS)
         with storage_errors("read flag state"):

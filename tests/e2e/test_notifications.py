@@ -417,6 +417,15 @@ def test_webhook_urls_must_be_https_or_allowed_loopback(alice: Caller) -> None:
         assert response.status_code == 400, url
 
 
+def ledger(azurite: AzuriteServer, app: AppServer) -> Any:
+    """The app's deliveries table (created if no delivery has made it yet), to plant the
+    lease of a worker that died."""
+    from azure.data.tables import TableServiceClient
+
+    service = TableServiceClient.from_connection_string(azurite.connection_string)
+    return service.create_table_if_not_exists(f"{app.settings['TABLE_PREFIX']}deliveries")
+
+
 def standard_webhooks_verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
     """The receiver's side of Standard Webhooks, written from the specification
     (github.com/standard-webhooks/standard-webhooks, spec/standard-webhooks.md), not from the
@@ -470,8 +479,6 @@ def test_an_event_claimed_by_a_worker_that_died_is_delivered_when_its_lease_ends
     notify_app: tuple[AppServer, Path],
     azurite: AzuriteServer,
 ) -> None:
-    from azure.data.tables import TableClient
-
     subscription_id = subscribe(alice, receiver).json()["id"]
     [graph_sub] = graph_subscriptions(sandbox)
     with sandbox.client() as control:
@@ -479,9 +486,7 @@ def test_an_event_claimed_by_a_worker_that_died_is_delivered_when_its_lease_ends
         [message_id] = seed(sandbox)
         # A worker claimed the event and died before posting: its lease is in the ledger.
         lease_ends = time.time() + 6
-        table = TableClient.from_connection_string(
-            azurite.connection_string, f"{notify_app[0].settings['TABLE_PREFIX']}deliveries"
-        )
+        table = ledger(azurite, notify_app[0])
         with table:
             table.create_entity(
                 {
@@ -712,3 +717,52 @@ def test_the_reconciliation_timer_delivers_what_graph_never_notified_once(
     notify_app[0].wait_idle()
     settle()
     assert sorted(e["messageId"] for e in events(receiver)) == sorted([before, *lost])
+
+
+def test_the_reconciliation_redrives_an_event_whose_worker_died_with_no_job_left(
+    alice: Caller,
+    sandbox: SandboxServer,
+    receiver: Receiver,
+    notify_app: tuple[AppServer, Path],
+    azurite: AzuriteServer,
+) -> None:
+    subscription_id = subscribe(alice, receiver).json()["id"]
+    [graph_sub] = graph_subscriptions(sandbox)
+    with sandbox.client() as control:
+        control.patch(f"/_sandbox/subscriptions/{graph_sub['id']}", json={"paused": True})
+        # Received before the subscription: a delta sweep does not take it for new mail, so
+        # only the ledger's pending row can bring it to the receiver.
+        [message_id] = seed(sandbox, receivedDateTime="2026-01-01T00:00:00Z")
+        control.patch(f"/_sandbox/subscriptions/{graph_sub['id']}", json={"paused": False})
+    table = ledger(azurite, notify_app[0])
+    with table:
+        table.create_entity(
+            {
+                "PartitionKey": subscription_id,
+                "RowKey": delivery_id(subscription_id, message_id, "created"),
+                "MessageId": message_id,
+                "Type": "created",
+                "Status": "pending",
+                "Attempts": 0,
+                "FirstAt": datetime.now(UTC),
+                "LeaseUntil": datetime.now(UTC),  # ended: its worker is gone, no job left
+                "LeaseToken": "the-dead-worker",
+            }
+        )
+        settle()
+        assert receiver.received == []
+
+        with notify_app[0].client() as client:
+            started = client.post(
+                "/admin/functions/notifications_reconcile",
+                json={"input": ""},
+                headers={"x-functions-key": MASTER_KEY},
+            )
+        [post] = receiver.wait_for(lambda got: len(got) >= 1, timeout=30)
+        settle()
+        row = table.get_entity(subscription_id, post.headers["webhook-id"])
+
+    assert started.status_code == 202
+    assert post.json()["messageId"] == message_id
+    assert len(receiver.received) == 1
+    assert row["Status"] == "delivered"

@@ -81,3 +81,22 @@ async def test_a_settled_event_is_not_claimed_again_and_types_are_separate_event
     assert (again.record.attempts, again.record.last_status) == (1, 202)
     assert flagged.token is not None
     assert delivery_id("sub", "m4", "flagged") != delivery_id("sub", "m4", "created")
+
+
+async def test_only_pending_events_whose_lease_ended_are_abandoned(store: DeliveryStore) -> None:
+    for message_id in ("dead", "running", "done", "retrying"):
+        await store.claim("sub-a", message_id, "created", now=NOW, lease=LEASE)
+    done = await store.get("sub-a", delivery_id("sub-a", "done", "created"))
+    retrying = await store.get("sub-a", delivery_id("sub-a", "retrying", "created"))
+    assert done is not None and retrying is not None
+    await store.settle(done, "delivered", attempted_at=NOW, http_status=200)
+    await store.reschedule(
+        retrying, attempted_at=NOW, http_status=503, retry_at=NOW + LEASE * 10, lease=LEASE
+    )
+    await store.claim(  # taken again later: its new lease runs
+        "sub-a", "running", "created", now=NOW + LEASE * 2, lease=LEASE * 5
+    )
+
+    abandoned = await store.abandoned("sub-a", NOW + LEASE * 3)
+
+    assert [r.message_id for r in abandoned] == ["dead"]
