@@ -245,6 +245,12 @@ def _resolve(ctx: SandboxContext, request: GraphRequest, resource: Any) -> tuple
     if user is None:
         raise errors.invalid_user(ref)
     authorize(ctx, principal, user, "read")
+    if principal.kind == "user" and (principal.upn or "").lower() != user.upn:
+        # Graph: the delegated `.Shared` permissions read a shared or delegated mailbox but
+        # "don't support subscribing to change notifications on items in shared or delegated
+        # folders" (learn.microsoft.com/graph/outlook-share-messages-folders); only the
+        # application permission subscribes to another user's folders.
+        raise errors.access_denied()
     mailbox = ctx.mail.ensure_mailbox(user)
     folder_ref = match.group("folder") or match.group("folder_q")
     if folder_ref is None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.sandbox.graph.support import ALICE, Graph, error_code, seed
+from tests.sandbox.graph.support import ALICE, SUPPORT, Graph, app_token, error_code, seed
 from tests.support.receiver import Receiver, start_receiver
 from tests.support.sandbox import SandboxServer
 
@@ -250,3 +250,23 @@ def test_a_global_pause_holds_or_drops_every_notification(
 
     assert [i["resourceData"]["id"] for i in _items(receiver)] == held
     assert bad.status_code == 400
+
+
+def test_delegated_callers_cannot_subscribe_to_a_shared_mailbox_they_may_read(
+    alice: Graph, sandbox: SandboxServer, receiver: Receiver
+) -> None:
+    readable = alice.get(f"/users/{SUPPORT}/mailFolders/inbox/messages")
+
+    refused = _subscribe(alice, receiver, resource=f"users/{SUPPORT}/mailFolders('inbox')/messages")
+    app = Graph(sandbox, app_token(sandbox, ["Mail.Read"]))
+    try:
+        allowed = _subscribe(
+            app, receiver, resource=f"users/{SUPPORT}/mailFolders('inbox')/messages"
+        )
+    finally:
+        app.close()
+
+    assert readable.status_code == 200  # the grant and the .Shared scope read it
+    assert refused.status_code == 403
+    assert error_code(refused) == "ErrorAccessDenied"
+    assert allowed.status_code == 201
