@@ -99,9 +99,13 @@ SUMMARIES: dict[str, str] = {
     "subscriptions_create": "When a new email arrives (webhook)",
     "subscriptions_list": "List trigger subscriptions",
     "subscriptions_delete": "Remove a trigger subscription",
+    "deliveries_list": "List trigger deliveries",
+    "deliveries_redeliver": "Redeliver a trigger event",
     "option_subscriptions_create": "When an option is chosen (webhook)",
     "option_subscriptions_delete": "Remove an option trigger",
 }
+# Operations for support rather than for flows: under "Show advanced options" in the designer.
+ADVANCED_OPERATIONS = frozenset({"deliveries_list", "deliveries_redeliver"})
 # The webhook trigger (docs/triggers.md): Power Automate registers its callback URL in the
 # body's notificationUrl (x-ms-notification-url, hidden from flow authors), keeps the 201's
 # Location header and DELETEs it when the flow is turned off. The 201 schema a trigger
@@ -527,6 +531,8 @@ def build_definition(
                 operation["x-ms-visibility"] = "advanced"
             if method == "get" and NEXT_LINK in _list_properties(definitions, success_model):
                 operation["x-ms-pageable"] = {"nextLinkName": NEXT_LINK}
+            if op["operationId"] in ADVANCED_OPERATIONS:
+                operation["x-ms-visibility"] = "advanced"
             if op["operationId"] in TRIGGERS:
                 _make_trigger(operation, definitions, *TRIGGERS[op["operationId"]])
             paths.setdefault(path, {})[method] = operation

@@ -223,6 +223,15 @@ class Settings(BaseModel):
     WEBHOOK_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0, le=60)
     WEBHOOK_RETRY_INITIAL_SECONDS: float = Field(default=2.0, gt=0, le=300)
     WEBHOOK_RETRY_MAX_SECONDS: float = Field(default=600.0, gt=0, le=3600)
+    # How long a failing event is retried (retries are queue jobs scheduled with a visibility
+    # delay, WEBHOOK_RETRY_MAX_SECONDS being the longest wait between two attempts), and how
+    # long a worker's claim on an event lasts before another may take it (it must outlast a
+    # Graph read plus WEBHOOK_TIMEOUT_SECONDS).
+    # The reconciliation timer (bound as %RECONCILE_SCHEDULE%, NCRONTAB with seconds): a delta
+    # sweep of every subscription's folder, catching notifications Graph never delivered.
+    RECONCILE_SCHEDULE: str = Field(default="0 */15 * * * *", min_length=1)
+    WEBHOOK_RETRY_HOURS: float = Field(default=24.0, gt=0, le=168)
+    WEBHOOK_LEASE_SECONDS: int = Field(default=120, ge=1, le=3600)
     SUBSCRIPTION_RENEW_WITHIN_HOURS: float = Field(default=72.0, gt=0, le=168)
 
     # Archiving (docs/archiving.md): the queue of export page jobs (binding expression

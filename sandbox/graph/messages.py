@@ -213,6 +213,7 @@ def update_message(call: Call, ref: str) -> GraphResponse:
         )
     apply_fields(message.props, fields)
     call.store.touch(message)
+    call.store.updated(call.mailbox, message)
     return _entity(call, message)
 
 

@@ -230,14 +230,20 @@ class MailStore:
         # Called when a message enters a folder (created, delivered, moved or copied there):
         # change notifications (sandbox/graph/subscriptions.py) hang off this one hook.
         self.arrival_listeners: list[Callable[[Mailbox, Message], None]] = []
+        # Told of a message changed in place (PATCH: flag, read state, categories...).
+        self.update_listeners: list[Callable[[Mailbox, Message], None]] = []
         # Graph subscriptions by id (owned by sandbox/graph/subscriptions.py).
         self.subscriptions: dict[str, Any] = {}
+        # All change notifications paused (`/_sandbox/notifications/pause`): None, "hold"
+        # (sent on resume) or "drop" (lost, as when Graph fails to deliver).
+        self.notifications_paused: str | None = None
 
     # Lifecycle ---------------------------------------------------------------------------
     def reset(self, directory: Directory) -> None:
         self.mailboxes = {}
         self.upload_sessions = {}
         self.subscriptions = {}
+        self.notifications_paused = None
         self.seq = 0
         self._rng = random.Random(20260101)
         self.limiter = MailboxLimiter(self.settings, lambda: self.clock())
@@ -366,6 +372,11 @@ class MailStore:
 
     def _arrived(self, mailbox: Mailbox, message: Message) -> None:
         for listener in self.arrival_listeners:
+            listener(mailbox, message)
+
+    def updated(self, mailbox: Mailbox, message: Message) -> None:
+        """A message changed in place (Graph notifies `updated` subscriptions)."""
+        for listener in self.update_listeners:
             listener(mailbox, message)
 
     def _refresh(self, message: Message) -> None:

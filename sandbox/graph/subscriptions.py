@@ -133,9 +133,13 @@ def install(ctx: SandboxContext) -> None:
     """Hook notifications into the mail store (once per process)."""
 
     def arrived(mailbox: Mailbox, message: Message) -> None:
-        _on_arrival(ctx, mailbox, message)
+        _notify(ctx, mailbox, message, "created")
+
+    def updated(mailbox: Mailbox, message: Message) -> None:
+        _notify(ctx, mailbox, message, "updated")
 
     ctx.mail.arrival_listeners.append(arrived)
+    ctx.mail.update_listeners.append(updated)
 
 
 # Graph endpoint --------------------------------------------------------------------------
@@ -254,10 +258,13 @@ def _resolve(ctx: SandboxContext, request: GraphRequest, resource: Any) -> tuple
 
 
 def refuse_foreign_delegated(principal: Principal, user: User) -> None:
-    """Graph accepts a delegated subscription only on the signed-in user's own mailbox;
-    even with full access to another (shared) mailbox, Exchange refuses to create it with
-    an ExtensionError wrapping Forbidden. Only application permissions subscribe to any
-    user's folders."""
+    """Graph accepts a delegated subscription only on the signed-in user's own mailbox: the
+    delegated `.Shared` permissions read a shared or delegated mailbox but "don't support
+    subscribing to change notifications on items in shared or delegated folders"
+    (learn.microsoft.com/graph/outlook-share-messages-folders). Even with full access,
+    Exchange refuses to create it with an ExtensionError wrapping Forbidden (as reported
+    for shared calendars and confirmed by Graph's maintainers); only application
+    permissions subscribe to any user's folders."""
     if principal.kind == "user" and (principal.upn or "").lower() != user.upn:
         raise GraphError(
             403,
@@ -364,7 +371,9 @@ def _expire(ctx: SandboxContext) -> None:
 # Notifications ---------------------------------------------------------------------------
 
 
-def _on_arrival(ctx: SandboxContext, mailbox: Mailbox, message: Message) -> None:
+def _notify(ctx: SandboxContext, mailbox: Mailbox, message: Message, change: str) -> None:
+    """A message arrived in a folder (`created`: new, moved or copied in) or changed in
+    place (`updated`): queue a notification for each subscription asking for that change."""
     store = _subscriptions(ctx)
     if not store:
         return
@@ -372,9 +381,10 @@ def _on_arrival(ctx: SandboxContext, mailbox: Mailbox, message: Message) -> None
     for subscription in list(store.values()):
         if (
             subscription.mailbox_upn != mailbox.upn
-            or "created" not in subscription.change_types
+            or change not in subscription.change_types
             or (subscription.folder_id is not None and subscription.folder_id != message.folder_id)
             or subscription.paused
+            or ctx.mail.notifications_paused == "drop"
         ):
             continue
         message_id = message.id_for(subscription.immutable_ids)
@@ -383,7 +393,7 @@ def _on_arrival(ctx: SandboxContext, mailbox: Mailbox, message: Message) -> None
             {
                 "subscriptionId": subscription.id,
                 "subscriptionExpirationDateTime": _iso(subscription.expires),
-                "changeType": "created",
+                "changeType": change,
                 "resource": resource,
                 "resourceData": {
                     "@odata.type": "#Microsoft.Graph.Message",
@@ -399,8 +409,8 @@ def _on_arrival(ctx: SandboxContext, mailbox: Mailbox, message: Message) -> None
 
 
 def _schedule_flush(ctx: SandboxContext, subscription: Subscription) -> None:
-    if subscription.flushing:
-        return
+    if subscription.flushing or ctx.mail.notifications_paused is not None:
+        return  # held: sent when notifications resume
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:  # seeding outside a request: nobody to notify yet
@@ -516,7 +526,27 @@ def control_routes(ctx: SandboxContext) -> list[BaseRoute]:
         delivered = await _post(subscription.lifecycle_url, {"value": [item]})
         return JSONResponse({"event": event, "delivered": delivered})
 
+    async def pause(request: Request) -> JSONResponse:
+        body = await request.json() if await request.body() else {}
+        if (
+            not isinstance(body, dict)
+            or set(body) - {"drop"}
+            or not isinstance(body.get("drop", False), bool)
+        ):
+            return _error(400, "invalid_request", 'Send {"drop"?: true|false}.')
+        ctx.mail.notifications_paused = "drop" if body.get("drop") else "hold"
+        return JSONResponse({"paused": True, "drop": bool(body.get("drop"))})
+
+    async def resume(request: Request) -> JSONResponse:
+        ctx.mail.notifications_paused = None
+        for subscription in _subscriptions(ctx).values():
+            if subscription.pending:
+                _schedule_flush(ctx, subscription)
+        return JSONResponse({"paused": False, "drop": False})
+
     return [
+        Route("/notifications/pause", pause, methods=["POST"]),
+        Route("/notifications/pause", resume, methods=["DELETE"]),
         Route("/subscriptions", list_all, methods=["GET"]),
         Route("/subscriptions/{sid}", update, methods=["PATCH"]),
         Route("/subscriptions/{sid}/lifecycle", lifecycle, methods=["POST"]),

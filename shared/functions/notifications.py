@@ -1,5 +1,6 @@
 """The change-notification worker: one queue message per notified item, lifecycle event or
-resync (sent by shared/http/notifications.py), and the poison listener.
+resync (sent by shared/http/notifications.py), the reconciliation timer, and the poison
+listener.
 
 Thin: each handler calls one NotificationWorker method. The queue name is the
 `%NOTIFICATIONS_QUEUE%` binding expression (an app setting, see README "Settings").
@@ -30,6 +31,13 @@ def blueprint(resolve: TriggerResolver) -> func.Blueprint:
         # Delivery retries to the caller happen inside (bounded, audited); raising hands the
         # message back to the host only when Graph or storage could not be reached.
         await resolve().notifications.worker.work(msg.get_body().decode())
+
+    @bp.function_name("notifications_reconcile")
+    @bp.timer_trigger(arg_name="timer", schedule="%RECONCILE_SCHEDULE%", use_monitor=True)
+    async def notifications_reconcile(timer: func.TimerRequest) -> None:
+        # A delta sweep of every subscription's folder (docs/triggers.md "Gaps").
+        queued = await resolve().notifications.subscriptions.reconcile()
+        logger.info("reconciliation queued %s folder sweeps", queued)
 
     @bp.function_name("notifications_poison")
     @bp.queue_trigger(

@@ -109,6 +109,16 @@ class MailboxPath:
     def folder_messages(self, folder: str) -> str:
         return f"{self.root}/mailFolders/{folder_segment(folder)}/messages"
 
+    def folder_messages_resource(self, folder: str) -> str:
+        """A folder's messages as a change-notification subscription's `resource`, in the
+        form Graph documents (`me/mailFolders('{id}')/messages`). A resource is not a URL:
+        Graph does not percent-decode it, so the id goes in as it is (an id percent-encoded
+        for a path is another, unknown folder). Validated like a path segment first: the id
+        charset has no quote, slash or parenthesis to break out of `('…')`."""
+        folder_segment(folder)  # raises on anything not id- or name-shaped
+        raw = folder.lower() if folder.lower() in WELL_KNOWN_FOLDERS else folder
+        return f"{self.root.lstrip('/')}/mailFolders('{raw}')/messages"
+
     def message(self, message_id: str) -> str:
         return f"{self.root}/messages/{graph_id(message_id, field='messageId')}"
 

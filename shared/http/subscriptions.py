@@ -16,11 +16,13 @@ from pydantic import Field
 
 from shared.auth.caller import Caller
 from shared.errors import (
+    Conflict,
     ConnectionNotFound,
     Forbidden,
     GraphError,
     GraphThrottled,
     GraphUnavailable,
+    InvalidCursor,
     NotFound,
     ReauthRequired,
     StorageUnavailable,
@@ -32,9 +34,12 @@ from shared.http.models import ApiModel
 from shared.notifications.filters import Filters
 
 if TYPE_CHECKING:  # no storage SDK at import (cold start)
+    from shared.store.deliveries import DeliveryRecord
     from shared.store.subscriptions import Subscription
 
 api = ApiBlueprint("triggers")
+
+EventName = Literal["created", "flagged"]
 
 _ERRORS = (
     ValidationFailed,
@@ -83,6 +88,16 @@ class SubscriptionCreate(ApiModel):
         default=False,
         description="Include the message's headers (subject, from, recipients...) in the event.",
     )
+    events: list[EventName] = Field(
+        default_factory=lambda: list[EventName](["created"]),
+        min_length=1,
+        max_length=2,
+        description="created: a message appeared in the folder (new mail, moved or copied "
+        "in); flagged: a message in the folder went from not flagged to flagged.",
+    )
+
+    def event_types(self) -> tuple[str, ...]:
+        return tuple(e for e in ("created", "flagged") if e in self.events)
 
     def filters(self) -> Filters:
         return Filters.model_validate(
@@ -111,6 +126,12 @@ class SubscriptionView(ApiModel):
     includeMessage: bool
     expirationDateTime: datetime
     createdAt: datetime
+    events: list[str] = Field(default_factory=lambda: ["created"])
+    status: Literal["active", "disabled"] = Field(
+        default="active",
+        description="`disabled` once the webhook answered 410 Gone: no more events are sent "
+        "(delete the subscription and create a new one to resume).",
+    )
 
     @classmethod
     def of(cls, s: Subscription, caller: Caller) -> SubscriptionView:
@@ -123,6 +144,8 @@ class SubscriptionView(ApiModel):
             includeMessage=s.include_message,
             expirationDateTime=s.expires,
             createdAt=s.created_at,
+            events=list(s.events),
+            status="disabled" if s.disabled else "active",
         )
 
 
@@ -135,7 +158,9 @@ def _url_for(s: Subscription, caller: Caller) -> str:
 
 class SubscriptionCreated(SubscriptionView):
     signingSecret: str = Field(
-        description="HMAC-SHA256 key of the `X-Signature` header. Shown once: keep it."
+        description="`whsec_<base64 key>`. Standard Webhooks' `webhook-signature` is keyed "
+        "with the base64-decoded key, `X-Signature` with this whole string. Shown once: "
+        "keep it."
     )
 
 
@@ -144,11 +169,15 @@ class SubscriptionList(ApiModel):
 
 
 class MessageEvent(ApiModel):
-    """What the caller's webhook receives (signed: `X-Signature: sha256=<hex>`)."""
+    """What the caller's webhook receives, signed: Standard Webhooks' `webhook-id`,
+    `webhook-timestamp` and `webhook-signature`, and `X-Signature: sha256=<hex>`."""
 
     subscriptionId: str
     connectionId: str
-    changeType: Literal["created"]
+    changeType: Literal["created", "updated"]
+    type: Literal["message.created", "message.flagged"]
+    mailbox: str = Field(description="The connection's mailbox.")
+    occurredAt: datetime = Field(description="When the service learned of the change.")
     messageId: str
     message: dict[str, object] | None = None
 
@@ -178,6 +207,7 @@ async def subscriptions_create(request: ApiRequest) -> func.HttpResponse:
         filters=body.filters(),
         include_message=body.includeMessage,
         cid=request.correlation_id,
+        events=body.event_types(),
     )
     view = SubscriptionView.of(created.subscription, request.caller)
     payload = SubscriptionCreated(**view.model_dump(), signingSecret=created.signing_secret)
@@ -220,3 +250,83 @@ async def subscriptions_delete(request: ApiRequest) -> func.HttpResponse:
         request.correlation_id,
     )
     return func.HttpResponse(status_code=204)
+
+
+class DeliveryQuery(ApiModel):
+    status: Literal["pending", "delivered", "failed", "filtered", "gone"] | None = Field(
+        default=None, description="Only events in this state (default: all)."
+    )
+    cursor: str | None = Field(default=None, max_length=64)
+
+
+class DeliveryView(ApiModel):
+    id: str = Field(description="The event's `webhook-id` (the same on every attempt).")
+    messageId: str
+    type: str = Field(description="`message.created` or `message.flagged`.")
+    status: Literal["pending", "delivered", "failed", "filtered", "gone"] = Field(
+        description="pending: being delivered or retried; delivered: the webhook answered "
+        "2xx; failed: refused, or still failing after WEBHOOK_RETRY_HOURS; filtered: did "
+        "not match the filters; gone: the message was deleted before delivery."
+    )
+    attempts: int
+    lastAttemptAt: datetime | None
+    lastStatus: int | None = Field(
+        description="The webhook's HTTP status at the last attempt (null: no answer)."
+    )
+
+    @classmethod
+    def of(cls, r: DeliveryRecord) -> DeliveryView:
+        return cls(
+            id=r.id,
+            messageId=r.message_id,
+            type="message." + r.type.split(".", 1)[0],  # flagged.<n>: the n-th flagging
+            status=r.status,
+            attempts=r.attempts,
+            lastAttemptAt=r.last_attempt_at,
+            lastStatus=r.last_status,
+        )
+
+
+class DeliveryList(ApiModel):
+    value: list[DeliveryView]
+    nextCursor: str | None = None
+
+
+@api.route(
+    "connections/{connectionId}/subscriptions/{subscriptionId}/deliveries",
+    methods=("GET",),
+    operation_id="deliveries_list",
+    summary="The subscription's events and how their delivery went (for support and replay).",
+    query_model=DeliveryQuery,
+    responses={200: ResponseSpec("Events, in id order", DeliveryList)},
+    errors=(*_ERRORS, InvalidCursor),
+)
+async def deliveries_list(request: ApiRequest) -> func.HttpResponse:
+    query = request.query(DeliveryQuery)
+    found, after = await request.services.notifications.subscriptions.deliveries(
+        request.caller,
+        request.route("connectionId"),
+        request.route("subscriptionId"),
+        status=query.status,
+        cursor=query.cursor,
+    )
+    return json_response(DeliveryList(value=[DeliveryView.of(r) for r in found], nextCursor=after))
+
+
+@api.route(
+    "connections/{connectionId}/subscriptions/{subscriptionId}/deliveries/{deliveryId}/redeliver",
+    methods=("POST",),
+    operation_id="deliveries_redeliver",
+    summary="Send an event again, with the same webhook-id (a new retry window starts).",
+    responses={202: ResponseSpec("Queued")},
+    errors=(*_ERRORS, Conflict),
+)
+async def deliveries_redeliver(request: ApiRequest) -> func.HttpResponse:
+    await request.services.notifications.subscriptions.redeliver(
+        request.caller,
+        request.route("connectionId"),
+        request.route("subscriptionId"),
+        request.route("deliveryId"),
+        request.correlation_id,
+    )
+    return func.HttpResponse(status_code=202)

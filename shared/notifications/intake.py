@@ -119,9 +119,12 @@ class NotificationIntake:
         for subscription, item in await self._authentic(body, cid):
             data = item.get("resourceData") or {}
             message_id = data.get("id") if isinstance(data, dict) else None
-            if item.get("changeType") != "created" or not isinstance(message_id, str):
+            change = item.get("changeType")
+            if change not in ("created", "updated") or not isinstance(message_id, str):
                 continue
-            await self._jobs.change(subscription.id, message_id, cid)
+            if change == "updated" and "flagged" not in subscription.events:
+                continue
+            await self._jobs.change(subscription.id, message_id, cid, event_type=str(change))
             queued += 1
         return queued
 

@@ -21,14 +21,15 @@ from shared.config import Settings
 from shared.connections.mailbox import ConnectedMailbox, Mailboxes
 from shared.connections.models import Connection
 from shared.connections.service import ConnectionService
-from shared.errors import FieldError, NotFound, ValidationFailed
+from shared.errors import Conflict, FieldError, InvalidCursor, NotFound, ValidationFailed
 from shared.graph import GraphRequest
 from shared.graph.paths import graph_id
 from shared.notifications.auditing import connection_event
 from shared.notifications.filters import Filters
 from shared.notifications.jobs import JobQueue
-from shared.notifications.webhooks import WebhookRejected, check_webhook
+from shared.notifications.webhooks import WebhookRejected, check_webhook, new_signing_secret
 from shared.store.connections import ConnectionStore
+from shared.store.deliveries import DELIVERY_ID, DeliveryRecord, DeliveryStore
 from shared.store.subscriptions import Subscription, SubscriptionStore
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class SubscriptionService:
         connection_store: ConnectionStore,
         mailboxes: Mailboxes,
         store: SubscriptionStore,
+        deliveries: DeliveryStore,
         jobs: JobQueue,
         audit: AuditSink,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -63,6 +65,7 @@ class SubscriptionService:
         self._connection_store = connection_store
         self._mailboxes = mailboxes
         self._store = store
+        self._deliveries = deliveries
         self._jobs = jobs
         self._audit = audit
         self._clock = clock
@@ -83,6 +86,7 @@ class SubscriptionService:
         filters: Filters,
         include_message: bool,
         cid: str,
+        events: tuple[str, ...] = ("created",),
     ) -> Created:
         mb = await self._mailboxes.open(caller, connection_id, write=True, correlation_id=cid)
         connection = mb.connection
@@ -96,9 +100,9 @@ class SubscriptionService:
                 errors=[FieldError(("body", "notificationUrl"), str(rejected))],
             ) from None
         client_state = secrets.token_urlsafe(32)  # 256 bits
-        signing_secret = secrets.token_urlsafe(32)
+        signing_secret = new_signing_secret()  # whsec_<base64 of 32 bytes>
         delta_link = await self.baseline(mb, folder)
-        graph_id_, expires = await self._create_graph(mb, folder, client_state)
+        graph_id_, expires = await self._create_graph(mb, folder, client_state, events)
         subscription = Subscription(
             id=secrets.token_urlsafe(16),
             connection_id=connection.id,
@@ -114,6 +118,7 @@ class SubscriptionService:
             delta_link=delta_link,
             creator_tid=caller.tenant_id,
             creator_oid=caller.oid,
+            events=events,
         )
         try:
             await self._store.save(subscription)
@@ -127,6 +132,50 @@ class SubscriptionService:
         connection = await self._connections.get(caller, connection_id)
         return await self._store.for_connection(connection.id)
 
+    async def _own(self, connection: Connection, subscription_id: str) -> Subscription:
+        subscription = await self._store.get(subscription_id)
+        if subscription is None or subscription.connection_id != connection.id:
+            raise NotFound("No such subscription on this connection.")
+        return subscription
+
+    async def deliveries(
+        self,
+        caller: Caller,
+        connection_id: str,
+        subscription_id: str,
+        *,
+        status: str | None,
+        cursor: str | None,
+        limit: int = 100,
+    ) -> tuple[list[DeliveryRecord], str | None]:
+        """A page of the subscription's events from the ledger (anyone who may read the
+        connection: an event names no URL). `cursor` is the id to continue after."""
+        connection = await self._connections.get(caller, connection_id)
+        subscription = await self._own(connection, subscription_id)
+        if cursor is not None and not DELIVERY_ID.fullmatch(cursor):
+            raise InvalidCursor("The cursor is not one this list handed out.")
+        return await self._deliveries.page(subscription.id, status, cursor, limit)
+
+    async def redeliver(
+        self, caller: Caller, connection_id: str, subscription_id: str, delivery: str, cid: str
+    ) -> None:
+        """Send the event again, with its `webhook-id` (those who may change the
+        connection): made pending with a new retry window, and queued."""
+        mb = await self._mailboxes.open(caller, connection_id, write=True, correlation_id=cid)
+        subscription = await self._own(mb.connection, subscription_id)
+        record = (
+            await self._deliveries.get(subscription.id, delivery)
+            if DELIVERY_ID.fullmatch(delivery)
+            else None
+        )
+        if record is None:
+            raise NotFound("No such delivery on this subscription.")
+        if subscription.disabled:
+            raise Conflict("The subscription is disabled (its webhook answered 410 Gone).")
+        await self._deliveries.reopen(record, self._clock())
+        await self._jobs.change(subscription.id, record.message_id, cid, event_type=record.type)
+        self._emit("notification.redeliver", Outcome.SUCCESS, cid, mb.connection, caller=caller)
+
     async def delete(
         self, caller: Caller, connection_id: str, subscription_id: str, cid: str
     ) -> None:
@@ -136,8 +185,23 @@ class SubscriptionService:
         if subscription is None or subscription.connection_id != connection.id:
             raise NotFound("No such subscription on this connection.")
         await self._delete_graph(mb, subscription)
-        await self._store.delete(subscription)
+        await self._remove(subscription)
         self._emit("subscription.deleted", Outcome.SUCCESS, cid, connection, caller=caller)
+
+    async def _remove(self, subscription: Subscription) -> None:
+        await self._store.delete(subscription)
+        await self._deliveries.delete_for(subscription.id)
+
+    async def disable(self, s: Subscription, connection: Connection, cid: str) -> None:
+        """The receiver answered 410 Gone: no more events. Graph's side is removed (so no
+        more notifications arrive); ours stays, marked disabled, until the caller deletes it."""
+        s.disabled = True
+        await self._store.save(s)
+        try:
+            await self._delete_graph(self._mailboxes.system(connection, correlation_id=cid), s)
+        except Exception:  # Graph expires it anyway; the worker drops its jobs meanwhile
+            logger.warning("graph subscription of a disabled subscription left to expire")
+        self._emit("subscription.disabled", Outcome.SUCCESS, cid, connection, reason="webhook_gone")
 
     async def delete_for_connection(self, connection: Connection, cid: str) -> None:
         """Connection deletion's hook: both sides of each of its subscriptions go first."""
@@ -147,7 +211,7 @@ class SubscriptionService:
                 await self._delete_graph(mb, subscription)
             except Exception:  # the grant may already be unusable: Graph expires it anyway
                 logger.warning("graph subscription of a deleted connection left to expire")
-            await self._store.delete(subscription)
+            await self._remove(subscription)
             self._emit("subscription.deleted", Outcome.SUCCESS, cid, connection)
 
     # -- keeping it alive ----------------------------------------------------------------
@@ -158,6 +222,8 @@ class SubscriptionService:
         within = timedelta(hours=self._settings.SUBSCRIPTION_RENEW_WITHIN_HOURS)
         renewed = 0
         for s in await self._store.expiring_before(now + within):
+            if s.disabled:
+                continue
             connection = await self._connection_store.get(s.connection_id)
             if connection is None:
                 continue
@@ -172,6 +238,25 @@ class SubscriptionService:
             else:
                 renewed += 1
         return renewed
+
+    async def reconcile(self) -> int:
+        """The reconciliation timer: a resync job (a delta sweep of the folder since the
+        stored delta link) for every subscription, so that notifications Graph never
+        delivered, with no `missed` to say so, still become events, and a change job for
+        each event left pending with an ended lease. The ledger keeps each event once.
+        Returns how many subscriptions were swept."""
+        cid = uuid.uuid4().hex
+        now = self._clock()
+        queued = 0
+        for subscription_id in await self._store.all_ids():
+            await self._jobs.resync(subscription_id, cid)
+            queued += 1
+            # Events a worker claimed and then died with, its job gone: claimable again.
+            for record in await self._deliveries.abandoned(subscription_id, now):
+                await self._jobs.change(
+                    subscription_id, record.message_id, cid, event_type=record.type
+                )
+        return queued
 
     async def on_lifecycle(
         self, s: Subscription, connection: Connection, event: str, cid: str
@@ -254,7 +339,7 @@ class SubscriptionService:
 
     async def _recreate(self, s: Subscription, mb: ConnectedMailbox) -> None:
         previous = s.graph_id
-        s.graph_id, s.expires = await self._create_graph(mb, s.folder, s.client_state)
+        s.graph_id, s.expires = await self._create_graph(mb, s.folder, s.client_state, s.events)
         await self._store.save(s, previous_graph_id=previous)
         self._emit("subscription.recreated", Outcome.SUCCESS, mb.correlation_id, mb.connection)
 
@@ -264,18 +349,22 @@ class SubscriptionService:
         return self._clock() + timedelta(minutes=SUBSCRIPTION_MINUTES)
 
     async def _create_graph(
-        self, mb: ConnectedMailbox, folder: str, client_state: str
+        self, mb: ConnectedMailbox, folder: str, client_state: str, events: tuple[str, ...]
     ) -> tuple[str, datetime]:
         expires = self._expiry()
+        # `flagged` needs Graph's `updated` notifications; `created` is always asked for too,
+        # so that a message's first flag state is known before any update (no event fires
+        # for mail that arrives flagged).
+        change_type = "created,updated" if "flagged" in events else "created"
         response = await mb.send(
             GraphRequest(
                 "POST",
                 "/subscriptions",
                 json={
-                    "changeType": "created",
+                    "changeType": change_type,
                     "notificationUrl": f"{self._base}/api/notifications/graph",
                     "lifecycleNotificationUrl": f"{self._base}/api/notifications/lifecycle",
-                    "resource": mb.path.folder_messages(folder).lstrip("/"),
+                    "resource": mb.path.folder_messages_resource(folder),
                     "expirationDateTime": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
                     "clientState": client_state,
                 },

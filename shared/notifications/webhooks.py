@@ -15,9 +15,11 @@ verified against it, and it is the `Host` header.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import ipaddress
+import secrets
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -48,9 +50,47 @@ class WebhookRejected(ValueError):
     """The URL may not be used as a webhook; the message is safe to show the caller."""
 
 
+SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
+
+
+def new_signing_secret() -> str:
+    """A Standard Webhooks secret: `whsec_` + base64 of 32 random bytes."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+
+
 def sign(secret: str, body: bytes) -> str:
-    """`sha256=<hex HMAC-SHA256 of the raw body>` under the subscription's signing secret."""
+    """`sha256=<hex HMAC-SHA256 of the raw body>` keyed with the whole signing secret string
+    (`X-Signature`, the scheme receivers had before Standard Webhooks)."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def standard_key(secret: str) -> bytes:
+    """The Standard Webhooks key: the base64-decoded part after `whsec_`. A secret issued
+    before secrets had that form is used as its UTF-8 bytes."""
+    if secret.startswith(SECRET_PREFIX):
+        try:
+            return base64.b64decode(secret[len(SECRET_PREFIX) :], validate=True)
+        except ValueError:
+            pass
+    return secret.encode()
+
+
+def standard_signature(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
+    """`webhook-signature`: `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`
+    (Standard Webhooks, github.com/standard-webhooks/standard-webhooks)."""
+    signed = f"{webhook_id}.{timestamp}.".encode() + body
+    digest = hmac.new(standard_key(secret), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode("ascii")
+
+
+def signed_headers(secret: str, webhook_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    """Every signature header of one attempt: Standard Webhooks' three and `X-Signature`."""
+    return {
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": standard_signature(secret, webhook_id, timestamp, body),
+        SIGNATURE_HEADER: sign(secret, body),
+    }
 
 
 def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -147,6 +187,11 @@ class Attempt:
     retryable: bool
     status: int | None
 
+    @property
+    def gone(self) -> bool:
+        """410 Gone: the receiver says this webhook will never take events again."""
+        return self.status == 410
+
 
 def webhook_client(timeout: float, verify: object) -> httpx.AsyncClient:
     """The client for webhook POSTs. No redirects (a redirect could lead anywhere, past the
@@ -168,6 +213,7 @@ async def post_event(
     body: bytes,
     signature: str,
     event_id: str,
+    headers: dict[str, str] | None = None,
 ) -> Attempt:
     """One POST to the checked address; 2xx delivered, 5xx / 408 / 429 / transport errors
     (certificate failures included) worth retrying, any other answer final (the caller's
@@ -178,10 +224,11 @@ async def post_event(
             url,
             content=body,
             headers={
-                **host,
                 "content-type": "application/json",
                 SIGNATURE_HEADER: signature,
                 "X-Event-Id": event_id,
+                **(headers or {}),
+                **host,
             },
             extensions=extensions,
         )

@@ -17,6 +17,7 @@ from shared.notifications.jobs import JobQueue
 from shared.notifications.subscriptions import SubscriptionService
 from shared.notifications.worker import NotificationWorker
 from shared.store.connections import ConnectionStore
+from shared.store.deliveries import DeliveryStore
 from shared.store.queue import WorkQueue
 from shared.store.subscriptions import SubscriptionStore
 from shared.store.table_set import TableSet
@@ -43,16 +44,20 @@ def build_notifications(
 ) -> Notifications:
     store = SubscriptionStore(tables, key_ring)
     jobs = JobQueue(queue)
+    deliveries = DeliveryStore(tables)
     subscriptions = SubscriptionService(
         settings,
         connections=connections,
         connection_store=connection_store,
         mailboxes=mailboxes,
         store=store,
+        deliveries=deliveries,
         jobs=jobs,
         audit=audit,
     )
-    delivery = NotificationDelivery(settings, mailboxes=mailboxes, store=store, audit=audit)
+    delivery = NotificationDelivery(
+        settings, mailboxes=mailboxes, store=deliveries, jobs=jobs, audit=audit
+    )
     worker = NotificationWorker(
         store=store,
         connection_store=connection_store,

@@ -35,9 +35,20 @@ class NotificationWorker:
         connection = await self._connection_store.get(subscription.connection_id)
         if connection is None:
             return
+        if subscription.disabled:
+            return  # its receiver answered 410 Gone: nothing more happens for it
         kind = job.get("kind")
         if kind == "change":
-            await self._delivery.deliver(subscription, connection, str(job["msg"]), cid)
+            ended = await self._delivery.deliver(
+                subscription,
+                connection,
+                str(job["msg"]),
+                cid,
+                event_type=str(job.get("type") or "created"),
+                lease=str(job["lease"]) if job.get("lease") else None,
+            )
+            if ended == "disabled":
+                await self._subscriptions.disable(subscription, connection, cid)
         elif kind == "resync":
             await self._subscriptions.resync(subscription, connection, cid)
         elif kind == "lifecycle":

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 # The host setting the queue triggers bind to (`connection="AzureWebJobsStorage"`). It is a
 # Functions host setting, not one of ours, so it is read here rather than through Settings.
 QUEUE_CONNECTION_SETTING = "AzureWebJobsStorage"
+MAX_DELAY = 7 * 24 * 3600 - 60  # a message's visibility delay must stay under its 7-day life
 
 
 class QueueUnavailable(Exception):
@@ -28,7 +29,7 @@ class QueueUnavailable(Exception):
 
 
 class WorkQueue(Protocol):
-    async def send(self, text: str) -> None: ...
+    async def send(self, text: str, *, delay_seconds: int = 0) -> None: ...
 
     async def aclose(self) -> None: ...
 
@@ -83,17 +84,20 @@ class StorageWorkQueue:
                     self._client = client
         return self._client
 
-    async def send(self, text: str) -> None:
+    async def send(self, text: str, *, delay_seconds: int = 0) -> None:
+        """One message, visible after `delay_seconds` (0: at once; at most 7 days, the
+        queue's limit): how delivery retries are scheduled without sleeping."""
         from azure.core.exceptions import AzureError, ResourceNotFoundError
 
+        options = {"visibility_timeout": min(delay_seconds, MAX_DELAY)} if delay_seconds > 0 else {}
         try:
             queue = await self._queue()
             try:
-                await queue.send_message(text)
+                await queue.send_message(text, **options)
             except ResourceNotFoundError:
                 # The queue vanished (deleted, or an emulator restarted empty): create it again.
                 await queue.create_queue()
-                await queue.send_message(text)
+                await queue.send_message(text, **options)
         except (AzureError, ValueError) as exc:  # ValueError: no usable connection string
             raise QueueUnavailable(type(exc).__name__) from None
 

@@ -10,21 +10,25 @@ Table `subscriptions`:
   endpoint looks subscriptions up by the id Graph sends; ours survives a re-creation);
 - `PartitionKey = "conn-<connection id>", RowKey = <subscription id>`: a connection's list.
 
-Table `notificationsseen`: `PartitionKey = <subscription id>, RowKey = sha256(message id)`,
-inserted before a delivery starts: the insert-only write is the exactly-once claim (Graph
-may notify twice, a `missed` resync replays what was already notified).
+Table `subscriptionexpiry`: `PartitionKey = "expiry", RowKey = <expiry yyyyMMddHHmmss>-<id>`,
+`Id`: the renewal index (a hint per saved expiry; the subscription row is the truth). The
+lifecycle timer reads the range before its cutoff, never the whole `subscriptions` table.
+`PartitionKey = "meta", RowKey = "backfilled"` records the one-time backfill of older rows.
+
+Table `notificationsseen` held the claims of an earlier version (a tombstone per message);
+deleting a subscription still removes its rows. Events are now leased in the delivery ledger
+(shared/store/deliveries.py).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
 from shared.crypto.envelope import RowAddress, SealedTable
@@ -37,6 +41,10 @@ SEEN = "notificationsseen"
 ROW = "sub"
 SEALED = SealedTable(SUBSCRIPTIONS, "Secrets")  # clientState and the signing secret
 PREFIX = SEALED.prefix
+EXPIRY = "subscriptionexpiry"
+EXPIRY_PARTITION = "expiry"
+META_PARTITION = "meta"
+BACKFILLED = "backfilled"
 
 
 @dataclass
@@ -57,6 +65,10 @@ class Subscription:
     # flow's own secret, e.g. Power Automate's `sig`). None on rows written before this.
     creator_tid: str | None = None
     creator_oid: str | None = None
+    # Set when the receiver answered 410 Gone: no more events, Graph's side removed.
+    disabled: bool = False
+    # Which events the caller wants: "created" and/or "flagged".
+    events: tuple[str, ...] = ("created",)
 
     def created_by(self, tenant_id: str, oid: str) -> bool:
         return self.creator_oid is not None and (self.creator_tid, self.creator_oid) == (
@@ -80,16 +92,37 @@ def _columns(s: Subscription) -> dict[str, Any]:
     }
     if s.delta_link:
         columns["DeltaLink"] = s.delta_link
+    if s.disabled:
+        columns["Disabled"] = True
+    if s.events != ("created",):
+        columns["Events"] = " ".join(s.events)
     if s.creator_oid:
         columns["CreatorTid"] = s.creator_tid
         columns["CreatorOid"] = s.creator_oid
     return columns
 
 
+def _expiry_stamp(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y%m%d%H%M%S")
+
+
+def _expiry_key(s: Subscription) -> str:
+    return f"{_expiry_stamp(s.expires)}-{s.id}"
+
+
+def _hint(subscription_id: str, expires: datetime) -> dict[str, Any]:
+    return {
+        "PartitionKey": EXPIRY_PARTITION,
+        "RowKey": f"{_expiry_stamp(expires)}-{subscription_id}",
+        "Id": subscription_id,
+    }
+
+
 class SubscriptionStore:
     def __init__(self, tables: TableSet, keys: KeyRingCache) -> None:
         self._tables = tables
         self._keys = keys
+        self._backfilled = False
 
     def _address(self, subscription_id: str) -> RowAddress:
         return RowAddress(self._tables.name(SUBSCRIPTIONS), subscription_id, ROW)
@@ -108,6 +141,10 @@ class SubscriptionStore:
                 mode=UpdateMode.REPLACE,
             )
             await table.upsert_entity({**_columns(s), **sealed}, mode=UpdateMode.REPLACE)
+            # The expiry hint after the row, so that a hint always finds its row; the hint of
+            # an earlier expiry is dropped when it comes due (expiring_before).
+            index = await self._tables.table(EXPIRY)
+            await index.upsert_entity(_hint(s.id, s.expires), mode=UpdateMode.REPLACE)
             if previous_graph_id and previous_graph_id != s.graph_id:
                 with contextlib.suppress(ResourceNotFoundError):
                     await table.delete_entity(f"graph-{previous_graph_id}", "index")
@@ -142,6 +179,8 @@ class SubscriptionStore:
             delta_link=str(entity["DeltaLink"]) if entity.get("DeltaLink") else None,
             creator_tid=str(entity["CreatorTid"]) if entity.get("CreatorTid") else None,
             creator_oid=str(entity["CreatorOid"]) if entity.get("CreatorOid") else None,
+            disabled=bool(entity.get("Disabled")),
+            events=tuple(str(entity.get("Events") or "created").split()),
         )
 
     async def by_graph_id(self, graph_id: str) -> Subscription | None:
@@ -168,21 +207,76 @@ class SubscriptionStore:
         return sorted((s for s in found if s is not None), key=lambda s: s.created_at)
 
     async def expiring_before(self, when: datetime) -> list[Subscription]:
-        """Subscriptions whose Graph side expires before `when` (the lifecycle timer)."""
-        table = await self._tables.table(SUBSCRIPTIONS)
+        """Subscriptions whose Graph side expires before `when` (the lifecycle timer), found
+        through the expiry index: one range read of its partition, never a scan of the
+        `subscriptions` table (after the one-time backfill of rows written before it)."""
+        await self._backfill_once()
+        index = await self._tables.table(EXPIRY)
         with storage_errors("list expiring subscriptions"):
-            rows = [
-                row
-                async for row in table.query_entities(
-                    "RowKey eq @row and Expires lt @when", parameters={"row": ROW, "when": when}
+            hints = [
+                (str(row["RowKey"]), str(row["Id"]))
+                async for row in index.query_entities(
+                    "PartitionKey eq @pk and RowKey lt @before",
+                    parameters={"pk": EXPIRY_PARTITION, "before": _expiry_stamp(when)},
+                    select=["RowKey", "Id"],
                 )
             ]
-        return [await self._open(row) for row in rows]
+        found: list[Subscription] = []
+        for key, subscription_id in hints:
+            s = await self.get(subscription_id)
+            if s is None or _expiry_key(s) != key:
+                # A hint is never the truth: the subscription went, or was renewed since
+                # (its row names a later hint). Stale hints are dropped when they come due.
+                with storage_errors("drop expiry hint"), contextlib.suppress(ResourceNotFoundError):
+                    await index.delete_entity(EXPIRY_PARTITION, key)
+                continue
+            found.append(s)
+        return found
+
+    async def all_ids(self) -> list[str]:
+        """Every subscription's id, read from the expiry index's partition (one hint or
+        more each; stale ones name rows that are gone or renewed), not from a table scan."""
+        await self._backfill_once()
+        index = await self._tables.table(EXPIRY)
+        with storage_errors("list subscriptions"):
+            ids = {
+                str(row["Id"])
+                async for row in index.query_entities(
+                    "PartitionKey eq @pk", parameters={"pk": EXPIRY_PARTITION}, select=["Id"]
+                )
+            }
+        return sorted(ids)
+
+    async def _backfill_once(self) -> None:
+        """Hints for subscriptions saved before the index existed: one scan, ever (a marker
+        row records that it ran)."""
+        if self._backfilled:
+            return
+        index = await self._tables.table(EXPIRY)
+        with storage_errors("backfill expiry index"):
+            try:
+                await index.get_entity(META_PARTITION, BACKFILLED)
+            except ResourceNotFoundError:
+                table = await self._tables.table(SUBSCRIPTIONS)
+                async for row in table.query_entities(
+                    "RowKey eq @row", parameters={"row": ROW}, select=["PartitionKey", "Expires"]
+                ):
+                    await index.upsert_entity(
+                        _hint(str(row["PartitionKey"]), row["Expires"]), mode=UpdateMode.REPLACE
+                    )
+                await index.upsert_entity(
+                    {"PartitionKey": META_PARTITION, "RowKey": BACKFILLED},
+                    mode=UpdateMode.REPLACE,
+                )
+        self._backfilled = True
 
     async def delete(self, s: Subscription) -> None:
         table = await self._tables.table(SUBSCRIPTIONS)
         seen = await self._tables.table(SEEN)
+        index = await self._tables.table(EXPIRY)
         with storage_errors("delete subscription"):
+            with contextlib.suppress(ResourceNotFoundError):
+                await index.delete_entity(EXPIRY_PARTITION, _expiry_key(s))
             for pk, rk in (
                 (s.id, ROW),
                 (f"graph-{s.graph_id}", "index"),
@@ -195,35 +289,3 @@ class SubscriptionStore:
             ):
                 with contextlib.suppress(ResourceNotFoundError):
                     await seen.delete_entity(row["PartitionKey"], row["RowKey"])
-
-    # -- exactly once --------------------------------------------------------------------
-
-    async def claim(self, subscription_id: str, message_id: str) -> bool:
-        """True for the first claim of this message for this subscription, False after."""
-        seen = await self._tables.table(SEEN)
-        key = hashlib.sha256(message_id.encode()).hexdigest()
-        with storage_errors("claim notification"):
-            try:
-                await seen.create_entity(
-                    {"PartitionKey": subscription_id, "RowKey": key, "State": "claimed"}
-                )
-                return True
-            except ResourceExistsError:
-                return False
-
-    async def settle(self, subscription_id: str, message_id: str, state: str) -> None:
-        """Record how a claimed delivery ended (delivered, filtered, failed)."""
-        seen = await self._tables.table(SEEN)
-        key = hashlib.sha256(message_id.encode()).hexdigest()
-        with storage_errors("settle notification"), contextlib.suppress(ResourceNotFoundError):
-            await seen.update_entity(
-                {"PartitionKey": subscription_id, "RowKey": key, "State": state},
-                mode=UpdateMode.MERGE,
-            )
-
-    async def release(self, subscription_id: str, message_id: str) -> None:
-        """Undo a claim whose delivery could not start (Graph unavailable): retried later."""
-        seen = await self._tables.table(SEEN)
-        key = hashlib.sha256(message_id.encode()).hexdigest()
-        with storage_errors("release notification"), contextlib.suppress(ResourceNotFoundError):
-            await seen.delete_entity(subscription_id, key)

@@ -16,12 +16,14 @@ import hmac
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from shared.store.deliveries import delivery_id
 from tests.support.app import MASTER_KEY, AppServer, app_settings, start_app
 from tests.support.azurite import AzuriteServer
 from tests.support.callers import Caller
@@ -52,6 +54,9 @@ def notify_app(
         "ALLOW_HTTP_LOOPBACK_WEBHOOKS": "true",
         "WEBHOOK_RETRY_INITIAL_SECONDS": "0.5",
         "WEBHOOK_RETRY_MAX_SECONDS": "20",
+        # A failing event gives up within a minute, so no test's retries outlive it.
+        "WEBHOOK_RETRY_HOURS": "0.015",
+        "WEBHOOK_LEASE_SECONDS": "4",
         "SUBSCRIPTION_RENEW_WITHIN_HOURS": "168",  # every subscription is due
         "AUDIT_LOG_PATH": str(tmp / "audit.jsonl"),
         "LOCAL_KEY_FILE": str(tmp / "dev-keys.json"),
@@ -410,3 +415,354 @@ def test_webhook_urls_must_be_https_or_allowed_loopback(alice: Caller) -> None:
     for url in ("http://example.com/hook", "https://10.0.0.1/hook", "https://169.254.169.254/x"):
         response = alice.post("/subscriptions", {"notificationUrl": url})
         assert response.status_code == 400, url
+
+
+def ledger(azurite: AzuriteServer, app: AppServer) -> Any:
+    """The app's deliveries table (created if no delivery has made it yet), to plant the
+    lease of a worker that died."""
+    from azure.data.tables import TableServiceClient
+
+    service = TableServiceClient.from_connection_string(azurite.connection_string)
+    return service.create_table_if_not_exists(f"{app.settings['TABLE_PREFIX']}deliveries")
+
+
+def standard_webhooks_verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
+    """The receiver's side of Standard Webhooks, written from the specification
+    (github.com/standard-webhooks/standard-webhooks, spec/standard-webhooks.md), not from the
+    app: the key is the base64 after `whsec_`, the signed content `{id}.{timestamp}.{body}`,
+    the header a space-separated list of `v1,<base64>` signatures, the timestamp recent."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    webhook_id, timestamp = lower["webhook-id"], lower["webhook-timestamp"]
+    if abs(time.time() - int(timestamp)) > 300:
+        return False
+    assert secret.startswith("whsec_")
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    content = webhook_id.encode() + b"." + timestamp.encode() + b"." + body
+    expected = base64.b64encode(hmac.new(key, content, hashlib.sha256).digest()).decode()
+    return any(
+        version == "v1" and hmac.compare_digest(given, expected)
+        for version, _, given in (s.partition(",") for s in lower["webhook-signature"].split())
+    )
+
+
+def test_every_delivery_is_signed_the_standard_webhooks_way_with_one_id_per_event(
+    alice: Caller, sandbox: SandboxServer, receiver: Receiver
+) -> None:
+    secret = subscribe(alice, receiver).json()["signingSecret"]
+    receiver.fail_with = 503  # the first attempts are refused: the retries carry the same id
+
+    [message_id] = seed(sandbox)
+    wait_until(lambda: receiver.failures >= 2, 15, "two refused attempts")
+    receiver.fail_with = None
+    [post] = receiver.wait_for(lambda got: len(got) >= 1, timeout=20)
+
+    attempts = [*receiver.refused, post]
+    assert all(standard_webhooks_verify(secret, a.headers, a.body) for a in attempts)
+    assert not standard_webhooks_verify(
+        "whsec_" + base64.b64encode(b"k" * 32).decode(), post.headers, post.body
+    )
+    assert len({a.headers["webhook-id"] for a in attempts}) == 1
+    # The scheme receivers had before keeps working: hex HMAC of the body, keyed with the
+    # whole secret string.
+    legacy = hmac.new(secret.encode(), post.body, hashlib.sha256).hexdigest()
+    assert post.headers["X-Signature"] == f"sha256={legacy}"
+    assert post.json()["type"] == "message.created"
+    assert post.json()["messageId"] == message_id
+    settle()
+    assert len(receiver.received) == 1
+
+
+def test_an_event_claimed_by_a_worker_that_died_is_delivered_when_its_lease_ends(
+    alice: Caller,
+    sandbox: SandboxServer,
+    receiver: Receiver,
+    notify_app: tuple[AppServer, Path],
+    azurite: AzuriteServer,
+) -> None:
+    subscription_id = subscribe(alice, receiver).json()["id"]
+    [graph_sub] = graph_subscriptions(sandbox)
+    with sandbox.client() as control:
+        control.patch(f"/_sandbox/subscriptions/{graph_sub['id']}", json={"paused": True})
+        [message_id] = seed(sandbox)
+        # A worker claimed the event and died before posting: its lease is in the ledger.
+        lease_ends = time.time() + 6
+        table = ledger(azurite, notify_app[0])
+        with table:
+            table.create_entity(
+                {
+                    "PartitionKey": subscription_id,
+                    "RowKey": delivery_id(subscription_id, message_id, "created"),
+                    "MessageId": message_id,
+                    "Type": "created",
+                    "Status": "pending",
+                    "Attempts": 0,
+                    "FirstAt": datetime.now(UTC),
+                    "LeaseUntil": datetime.fromtimestamp(lease_ends, UTC),
+                    "LeaseToken": "the-dead-worker",
+                }
+            )
+            control.patch(f"/_sandbox/subscriptions/{graph_sub['id']}", json={"paused": False})
+            control.post(
+                f"/_sandbox/subscriptions/{graph_sub['id']}/lifecycle", json={"event": "missed"}
+            )
+
+            [post] = receiver.wait_for(lambda got: len(got) >= 1, timeout=30)
+            arrived = time.time()
+            settle()
+            row = table.get_entity(subscription_id, post.headers["webhook-id"])
+
+    assert post.json()["messageId"] == message_id
+    assert arrived >= lease_ends  # not before the lease ended
+    assert len(receiver.received) == 1
+    assert (row["Status"], row["Attempts"], row["LastStatus"]) == ("delivered", 1, 202)
+
+
+def test_a_receiver_answering_410_gone_disables_the_subscription(
+    alice: Caller, sandbox: SandboxServer, receiver: Receiver
+) -> None:
+    subscribe(alice, receiver)
+    receiver.fail_with = 410
+
+    seed(sandbox)
+    wait_until(lambda: graph_subscriptions(sandbox) == [], 20, "Graph's side to be removed")
+    [listed] = alice.get("/subscriptions").json()["value"]
+    receiver.fail_with = None
+    seed(sandbox)
+    settle()
+
+    assert listed["status"] == "disabled"
+    assert receiver.failures == 1  # 410 is not retried
+    assert receiver.received == []
+
+
+def test_a_trigger_on_a_custom_folder_and_on_its_subfolder(
+    alice: Caller, sandbox: SandboxServer, receiver: Receiver
+) -> None:
+    """Folder ids from GET /folders (ids with `=` and `-`, unlike well-known names) work as
+    a subscription's folder, at the top level and one level down."""
+    parent = alice.post("/folders", {"displayName": "Triggers custom"})
+    assert parent.status_code == 201, parent.text
+    child = alice.post(
+        "/folders", {"displayName": "Triggers sub", "parentFolder": parent.json()["id"]}
+    )
+    assert child.status_code == 201, child.text
+    listed = [f["id"] for f in alice.get("/folders").json()["value"]]
+    assert parent.json()["id"] in listed
+    top = subscribe(alice, receiver, folder=parent.json()["id"]).json()["id"]
+    sub = subscribe(alice, receiver, folder=child.json()["id"]).json()["id"]
+
+    [in_parent] = seed(sandbox, folder=parent.json()["id"])
+    [in_child] = seed(sandbox, folder=child.json()["id"])
+    seed(sandbox)  # the inbox: neither subscription's folder
+
+    receiver.wait_for(lambda got: len(got) >= 2)
+    settle()
+    assert sorted((e["subscriptionId"], e["messageId"]) for e in events(receiver)) == sorted(
+        [(top, in_parent), (sub, in_child)]
+    )
+
+
+def test_a_failed_event_is_listed_and_redelivered_with_the_same_webhook_id(
+    alice: Caller,
+    sandbox: SandboxServer,
+    receiver: Receiver,
+    notify_app: tuple[AppServer, Path],
+) -> None:
+    subscription_id = subscribe(alice, receiver).json()["id"]
+    base = f"/subscriptions/{subscription_id}/deliveries"
+    receiver.fail_with = 400  # final: the event fails at once
+
+    [message_id] = seed(sandbox)
+    wait_until(lambda: alice.get(base, status="failed").json()["value"] != [], 15, "a failure")
+    [failed] = alice.get(base, status="failed").json()["value"]
+    assert alice.get(base, status="delivered").json() == {"value": [], "nextCursor": None}
+    with as_app(
+        notify_app[0], sandbox, alice.connection_id, "Connections.Read.All", READER_APP
+    ) as reader:
+        assert reader.get(base).json()["value"] == [failed]  # readers may list
+        refused = reader.post(f"{base}/{failed['id']}/redeliver")
+    receiver.fail_with = None
+
+    again = alice.post(f"{base}/{failed['id']}/redeliver")
+    [post] = receiver.wait_for(lambda got: len(got) >= 1)
+    settle()
+
+    assert (failed["messageId"], failed["type"]) == (message_id, "message.created")
+    assert (failed["attempts"], failed["lastStatus"]) == (1, 400)
+    assert failed["lastAttemptAt"]
+    assert refused.status_code == 403
+    assert again.status_code == 202
+    assert post.headers["webhook-id"] == failed["id"]
+    assert len(receiver.received) == 1
+    [delivered] = alice.get(base, status="delivered").json()["value"]
+    assert (delivered["id"], delivered["attempts"], delivered["lastStatus"]) == (
+        failed["id"],
+        2,
+        202,
+    )
+    assert alice.post(f"{base}/msg_{'a' * 26}/redeliver").status_code == 404
+    assert alice.get(base, cursor="not-a-cursor").json()["code"] == "invalid_cursor"
+    assert alice.get(base, status="nope").status_code == 400
+
+
+def test_deliveries_are_paged(alice: Caller, sandbox: SandboxServer, receiver: Receiver) -> None:
+    subscription_id = subscribe(alice, receiver).json()["id"]
+    ids = seed(sandbox, count=103)
+    receiver.wait_for(lambda got: len(got) >= 103, timeout=60)
+    base = f"/subscriptions/{subscription_id}/deliveries"
+
+    first = alice.get(base).json()
+    second = alice.get(base, cursor=first["nextCursor"]).json()
+
+    assert len(first["value"]) == 100 and first["nextCursor"]
+    assert len(second["value"]) == 3 and second["nextCursor"] is None
+    listed = [d["messageId"] for d in first["value"] + second["value"]]
+    assert sorted(listed) == sorted(ids)
+
+
+def test_created_fires_for_mail_moved_or_copied_into_the_folder(
+    alice: Caller, sandbox: SandboxServer, receiver: Receiver
+) -> None:
+    """Graph notifies `created` for a message entering the folder by any path: new mail
+    (or mail an inbox rule delivers there), a move, a copy."""
+    subscription_id = subscribe(alice, receiver, folder="archive").json()["id"]
+    moved, copied = seed(sandbox, count=2)  # in the inbox: no event
+    [arrived] = seed(sandbox, folder="archive")
+
+    assert (
+        alice.post(f"/messages/{moved}/move", {"destinationFolder": "archive"}).status_code == 200
+    )
+    copy = alice.post(f"/messages/{copied}/copy", {"destinationFolder": "archive"})
+    assert copy.status_code == 200, copy.text
+
+    receiver.wait_for(lambda got: len(got) >= 3)
+    settle()
+    got = events(receiver)
+    assert sorted(e["messageId"] for e in got) == sorted([arrived, moved, copy.json()["id"]])
+    assert {(e["type"], e["changeType"], e["mailbox"]) for e in got} == {
+        ("message.created", "created", ALICE)
+    }
+    assert all(e["subscriptionId"] == subscription_id and e["occurredAt"] for e in got)
+
+
+def test_flagged_fires_once_per_transition_to_flagged(
+    alice: Caller, sandbox: SandboxServer, receiver: Receiver
+) -> None:
+    created = subscribe(alice, receiver, events=["flagged"])
+    assert created.json()["events"] == ["flagged"]
+    [graph_sub] = graph_subscriptions(sandbox)
+    assert graph_sub["changeType"] == "created,updated"
+    [message_id] = seed(sandbox)
+
+    def flag(status: str) -> None:
+        answer = alice.post(f"/messages/{message_id}/flag", {"flagStatus": status})
+        assert answer.status_code == 200, answer.text
+
+    flag("flagged")
+    [first] = receiver.wait_for(lambda got: len(got) >= 1)
+    flag("flagged")  # a re-flag: no transition
+    assert alice.post(f"/messages/{message_id}/markRead", {"isRead": True}).status_code == 200
+    settle()
+    assert len(receiver.received) == 1  # nor does any other change fire
+    flag("notFlagged")
+    settle()
+    flag("flagged")
+    second = receiver.wait_for(lambda got: len(got) >= 2)[1]
+    settle()
+
+    assert len(receiver.received) == 2
+    for post in (first, second):
+        event = post.json()
+        assert (event["type"], event["changeType"], event["messageId"]) == (
+            "message.flagged",
+            "updated",
+            message_id,
+        )
+    assert first.headers["webhook-id"] != second.headers["webhook-id"]
+
+
+def test_the_reconciliation_timer_delivers_what_graph_never_notified_once(
+    alice: Caller,
+    sandbox: SandboxServer,
+    receiver: Receiver,
+    notify_app: tuple[AppServer, Path],
+) -> None:
+    subscribe(alice, receiver)
+    [before] = seed(sandbox)
+    receiver.wait_for(lambda got: len(got) >= 1)
+    with sandbox.client() as control:
+        # Graph loses notifications and says nothing (no `missed`).
+        assert control.post("/_sandbox/notifications/pause", json={"drop": True}).status_code == 200
+        try:
+            lost = seed(sandbox, count=2)
+        finally:
+            assert control.delete("/_sandbox/notifications/pause").status_code == 200
+    settle()
+    assert len(receiver.received) == 1
+
+    with notify_app[0].client() as client:
+        listed = client.get("/admin/functions", headers={"x-functions-key": MASTER_KEY})
+        runs = [
+            client.post(
+                "/admin/functions/notifications_reconcile",
+                json={"input": ""},
+                headers={"x-functions-key": MASTER_KEY},
+            )
+            for _ in range(2)  # a second sweep finds nothing new
+        ]
+
+    assert "notifications_reconcile" in listed.text
+    assert [r.status_code for r in runs] == [202, 202]
+    receiver.wait_for(lambda got: len(got) >= 3, timeout=30)
+    notify_app[0].wait_idle()
+    settle()
+    assert sorted(e["messageId"] for e in events(receiver)) == sorted([before, *lost])
+
+
+def test_the_reconciliation_redrives_an_event_whose_worker_died_with_no_job_left(
+    alice: Caller,
+    sandbox: SandboxServer,
+    receiver: Receiver,
+    notify_app: tuple[AppServer, Path],
+    azurite: AzuriteServer,
+) -> None:
+    subscription_id = subscribe(alice, receiver).json()["id"]
+    [graph_sub] = graph_subscriptions(sandbox)
+    with sandbox.client() as control:
+        control.patch(f"/_sandbox/subscriptions/{graph_sub['id']}", json={"paused": True})
+        # Received before the subscription: a delta sweep does not take it for new mail, so
+        # only the ledger's pending row can bring it to the receiver.
+        [message_id] = seed(sandbox, receivedDateTime="2026-01-01T00:00:00Z")
+        control.patch(f"/_sandbox/subscriptions/{graph_sub['id']}", json={"paused": False})
+    table = ledger(azurite, notify_app[0])
+    with table:
+        table.create_entity(
+            {
+                "PartitionKey": subscription_id,
+                "RowKey": delivery_id(subscription_id, message_id, "created"),
+                "MessageId": message_id,
+                "Type": "created",
+                "Status": "pending",
+                "Attempts": 0,
+                "FirstAt": datetime.now(UTC),
+                "LeaseUntil": datetime.now(UTC),  # ended: its worker is gone, no job left
+                "LeaseToken": "the-dead-worker",
+            }
+        )
+        settle()
+        assert receiver.received == []
+
+        with notify_app[0].client() as client:
+            started = client.post(
+                "/admin/functions/notifications_reconcile",
+                json={"input": ""},
+                headers={"x-functions-key": MASTER_KEY},
+            )
+        [post] = receiver.wait_for(lambda got: len(got) >= 1, timeout=30)
+        settle()
+        row = table.get_entity(subscription_id, post.headers["webhook-id"])
+
+    assert started.status_code == 202
+    assert post.json()["messageId"] == message_id
+    assert len(receiver.received) == 1
+    assert row["Status"] == "delivered"

@@ -46,7 +46,7 @@ PLATFORM_SETTINGS = {
     "AZURE_CLIENT_ID",
 }
 # Settings the Functions host reads for %NAME% binding expressions (and the app may too).
-HOST_BINDING_SETTINGS = {"LIFECYCLE_SCHEDULE", "LIFECYCLE_QUEUE"}
+HOST_BINDING_SETTINGS = {"LIFECYCLE_SCHEDULE", "LIFECYCLE_QUEUE", "RECONCILE_SCHEDULE"}
 ROOT = INFRA.parent
 
 

@@ -45,6 +45,7 @@ def app_settings(
         # that the secrecy sweep knows the cursor signing key and looks for it.
         "CURSOR_SECRET": base64.b64encode(os.urandom(32)).decode(),
         "LIFECYCLE_SCHEDULE": NEVER,
+        "RECONCILE_SCHEDULE": NEVER,
     }
 
 

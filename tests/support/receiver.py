@@ -35,6 +35,7 @@ class Receiver:
     echo_handshake: bool = True
     fail_with: int | None = None  # answer every notification with this status
     failures: int = 0  # notifications refused while failing
+    refused: list[Received] = field(default_factory=list)  # those refused notifications
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -83,6 +84,9 @@ def start_receiver() -> Receiver:
             with receiver.lock:
                 if receiver.fail_with is not None:
                     receiver.failures += 1
+                    receiver.refused.append(
+                        Received(urlsplit(self.path).path, dict(self.headers.items()), body)
+                    )
                     status = receiver.fail_with
                 else:
                     receiver.received.append(

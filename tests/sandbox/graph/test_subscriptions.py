@@ -3,13 +3,14 @@ messages (seeded, sent, moved), lifecycle events on demand and expiry on the san
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from tests.sandbox.graph.support import ALICE, Graph, error_code, seed
+from tests.sandbox.graph.support import ALICE, SUPPORT, Graph, app_token, error_code, seed
 from tests.support.receiver import Receiver, start_receiver
 from tests.support.sandbox import SandboxServer
 
@@ -177,3 +178,95 @@ def test_another_users_inbox_needs_a_grant(bob: Graph, receiver: Receiver) -> No
     # Bob has no grant to alice's mailbox in the default seed: refused before any handshake.
     assert response.status_code == 403
     assert receiver.handshakes == []
+
+
+def test_a_custom_folder_is_named_by_its_raw_id_as_graph_documents_it(
+    alice: Graph, sandbox: SandboxServer, receiver: Receiver
+) -> None:
+    folder = alice.post("/me/mailFolders", json={"displayName": "Raw ids"}).json()["id"]
+    encoded = folder.replace("=", "%3D").replace("+", "%2B")
+
+    created = _subscribe(alice, receiver, resource=f"me/mailFolders('{folder}')/messages")
+    refused = _subscribe(alice, receiver, resource=f"me/mailFolders/{encoded}/messages")
+    ids = seed(sandbox, ALICE, folder=folder)
+
+    assert created.status_code == 201
+    if encoded != folder:  # a resource is not URL-decoded: the encoded id names no folder
+        assert refused.status_code == 404
+    receiver.wait_for(lambda _: len(_items(receiver)) >= 1)
+    assert [i["resourceData"]["id"] for i in _items(receiver)] == ids
+
+
+def test_updated_is_notified_for_a_patched_message_when_asked_for(
+    alice: Graph, sandbox: SandboxServer, receiver: Receiver
+) -> None:
+    _subscribe(alice, receiver, changeType="created,updated")
+    [message_id] = seed(sandbox, ALICE)
+    receiver.wait_for(lambda _: len(_items(receiver)) >= 1)
+
+    patched = alice.patch(f"/me/messages/{message_id}", json={"flag": {"flagStatus": "flagged"}})
+
+    assert patched.status_code == 200
+    receiver.wait_for(lambda _: len(_items(receiver)) >= 2)
+    assert [(i["changeType"], i["resourceData"]["id"]) for i in _items(receiver)] == [
+        ("created", message_id),
+        ("updated", message_id),
+    ]
+
+
+def test_created_only_subscriptions_hear_nothing_of_updates(
+    alice: Graph, sandbox: SandboxServer, receiver: Receiver
+) -> None:
+    _subscribe(alice, receiver)
+    [message_id] = seed(sandbox, ALICE)
+    receiver.wait_for(lambda _: len(_items(receiver)) >= 1)
+
+    alice.patch(f"/me/messages/{message_id}", json={"isRead": True}).raise_for_status()
+    time.sleep(1)
+
+    assert len(_items(receiver)) == 1
+
+
+def test_a_global_pause_holds_or_drops_every_notification(
+    alice: Graph, sandbox: SandboxServer, receiver: Receiver
+) -> None:
+    _subscribe(alice, receiver)
+    with sandbox.client() as control:
+        assert control.post("/_sandbox/notifications/pause", json={}).json() == {
+            "paused": True,
+            "drop": False,
+        }
+        held = seed(sandbox, ALICE)
+        time.sleep(0.5)
+        assert _items(receiver) == []
+        control.delete("/_sandbox/notifications/pause").raise_for_status()
+        receiver.wait_for(lambda _: len(_items(receiver)) >= 1)
+
+        control.post("/_sandbox/notifications/pause", json={"drop": True}).raise_for_status()
+        seed(sandbox, ALICE)
+        control.delete("/_sandbox/notifications/pause").raise_for_status()
+        time.sleep(1)
+        bad = control.post("/_sandbox/notifications/pause", json={"drop": "yes"})
+
+    assert [i["resourceData"]["id"] for i in _items(receiver)] == held
+    assert bad.status_code == 400
+
+
+def test_delegated_callers_cannot_subscribe_to_a_shared_mailbox_they_may_read(
+    alice: Graph, sandbox: SandboxServer, receiver: Receiver
+) -> None:
+    readable = alice.get(f"/users/{SUPPORT}/mailFolders/inbox/messages")
+
+    refused = _subscribe(alice, receiver, resource=f"users/{SUPPORT}/mailFolders('inbox')/messages")
+    app = Graph(sandbox, app_token(sandbox, ["Mail.Read"]))
+    try:
+        allowed = _subscribe(
+            app, receiver, resource=f"users/{SUPPORT}/mailFolders('inbox')/messages"
+        )
+    finally:
+        app.close()
+
+    assert readable.status_code == 200  # the grant and the .Shared scope read it
+    assert refused.status_code == 403
+    assert error_code(refused) == "ExtensionError"  # Exchange's wrapped Forbidden
+    assert allowed.status_code == 201

@@ -143,3 +143,15 @@ def test_within_base_compares_host_case_insensitively_and_default_ports() -> Non
     assert not is_within_base("https://graph.microsoft.com/v1.0", base)
     assert not is_within_base("https://graph.microsoft.com/v1.0evil/me", base)
     assert not is_within_base("https://graph.microsoft.com:99999/v1.0/me", base)
+
+
+def test_a_subscription_resource_names_the_folder_as_graph_documents_it() -> None:
+    """`me/mailFolders('{id}')/messages`, the id as it is: a resource is not decoded, so
+    `%3D` in place of `=` would name another folder (custom folders answered 404)."""
+    me = MailboxPath.of(None)
+
+    assert me.folder_messages_resource("Inbox") == "me/mailFolders('inbox')/messages"
+    assert me.folder_messages_resource(IMMUTABLE) == f"me/mailFolders('{IMMUTABLE}')/messages"
+    for hostile in ("x')/messages", "a/b", "inbox'", "%3D", ""):
+        with pytest.raises(ValidationFailed):
+            me.folder_messages_resource(hostile)

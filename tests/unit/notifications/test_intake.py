@@ -142,3 +142,23 @@ async def test_more_items_than_graph_batches_are_refused_before_any_lookup() -> 
         await _service(queue, audit, store).receive(json.dumps({"value": items}).encode(), "c")
 
     assert store.lookups == 0 and audit.events == [] and queue.sent == []
+
+
+async def test_updates_are_queued_only_for_subscriptions_that_want_flags() -> None:
+    flags = _subscription("g-2")
+    flags.id, flags.events = "sub-2", ("created", "flagged")
+    store = FakeStore(_subscription(), flags)
+    updated = [
+        {**_item("the-state", "m1", sid="g-1"), "changeType": "updated"},
+        {**_item("the-state", "m2", sid="g-2"), "changeType": "updated"},
+        {**_item("the-state", "m3", sid="g-2"), "changeType": "deleted"},
+    ]
+    queue, audit = FakeQueue(), MemoryAuditSink()
+
+    body = json.dumps({"value": updated}).encode()
+    queued = await _service(queue, audit, store).receive(body, "cid")
+
+    assert queued == 1
+    assert queue.sent == [
+        {"kind": "change", "sub": "sub-2", "msg": "m2", "cid": "cid", "type": "updated"}
+    ]
