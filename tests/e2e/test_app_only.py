@@ -323,7 +323,8 @@ def test_a_trigger_on_the_shared_mailbox_delivers_new_mail(
     assert created.status_code == 201, created.text
     with sandbox.client() as control:
         graph_subs = control.get("/_sandbox/subscriptions").json()["value"]
-    assert [s["resource"] for s in graph_subs] == [f"users/{SUPPORT}/mailFolders/inbox/messages"]
+    # The form Graph documents for a folder's messages, on the shared mailbox (not /me).
+    assert [s["resource"] for s in graph_subs] == [f"users/{SUPPORT}/mailFolders('inbox')/messages"]
 
     [message_id] = seed(sandbox, SUPPORT, subject="New ticket")
 
