@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from shared.health.service import HealthService, Probe
     from shared.lifecycle.service import LifecycleService
     from shared.mail.service import MailReader
+    from shared.mail.settings import OutlookSettings
     from shared.mail.writer import MailWriter
     from shared.notifications.wiring import Notifications
     from shared.options.service import OptionLinks
@@ -60,6 +61,7 @@ class Container:
     notifications: Notifications
     portal: PortalService
     options: OptionLinks
+    outlook_settings: OutlookSettings
     exports: ExportService
     # Closed by aclose(): pooled connections the container owns.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -95,6 +97,7 @@ class Container:
         from shared.lifecycle.maintenance import MaintenanceStep
         from shared.lifecycle.wiring import build_lifecycle
         from shared.mail.service import MailReader
+        from shared.mail.settings import OutlookSettings
         from shared.mail.writer import build_mail_writer
         from shared.notifications.wiring import build_notifications
         from shared.options.service import OptionLinks
@@ -203,6 +206,7 @@ class Container:
             mailboxes=mailboxes,
             mail_reader=mail_reader,
             mail_writer=mail_writer,
+            outlook_settings=OutlookSettings(mailboxes, mail_writer, audit),
             idempotency=idempotency,
             graph=graph,
             lifecycle=lifecycle,

@@ -8,8 +8,6 @@ mailbox connected before answers 403 `forbidden` until its owner connects it aga
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import azure.functions as func
 
 from shared.errors import (
@@ -35,9 +33,6 @@ from shared.mail.settings_models import (
     MailTipsRequest,
 )
 
-if TYPE_CHECKING:
-    from shared.mail.settings import OutlookSettings
-
 api = ApiBlueprint("mailbox-settings")
 
 _ERRORS = (
@@ -54,14 +49,6 @@ _ERRORS = (
 )
 
 
-def _settings(request: ApiRequest) -> OutlookSettings:
-    # Imported here: the service reaches the writer, which imports httpx (cold start).
-    from shared.mail.settings import OutlookSettings
-
-    container = request.services
-    return OutlookSettings(container.mailboxes, container.mail_writer, container.audit)
-
-
 @api.route(
     "connections/{connectionId}/categories",
     methods=("GET",),
@@ -73,7 +60,7 @@ def _settings(request: ApiRequest) -> OutlookSettings:
 )
 async def categories_list(request: ApiRequest) -> func.HttpResponse:
     query = request.query(MailboxQuery)
-    items = await _settings(request).categories(
+    items = await request.services.outlook_settings.categories(
         request.caller, request.route("connectionId"), query.mailbox, request.correlation_id
     )
     return json_response({"value": items})
@@ -90,7 +77,7 @@ async def categories_list(request: ApiRequest) -> func.HttpResponse:
 )
 async def automatic_replies_get(request: ApiRequest) -> func.HttpResponse:
     query = request.query(MailboxQuery)
-    setting = await _settings(request).automatic_replies(
+    setting = await request.services.outlook_settings.automatic_replies(
         request.caller, request.route("connectionId"), query.mailbox, request.correlation_id
     )
     return json_response(setting)
@@ -111,7 +98,7 @@ async def automatic_replies_update(request: ApiRequest) -> func.HttpResponse:
     query = request.query(MailboxQuery)
     body = request.json(AutomaticRepliesUpdate)
     mb = await open_mailbox(request, query.mailbox, write=True)
-    return json_response(await _settings(request).update_automatic_replies(mb, body))
+    return json_response(await request.services.outlook_settings.update_automatic_replies(mb, body))
 
 
 @api.route(
@@ -128,7 +115,7 @@ async def automatic_replies_update(request: ApiRequest) -> func.HttpResponse:
 async def mail_tips_get(request: ApiRequest) -> func.HttpResponse:
     query = request.query(MailboxQuery)
     body = request.json(MailTipsRequest)
-    tips = await _settings(request).mail_tips(
+    tips = await request.services.outlook_settings.mail_tips(
         request.caller, request.route("connectionId"), body, query.mailbox, request.correlation_id
     )
     return json_response({"value": tips})

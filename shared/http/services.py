@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from shared.export.service import ExportService
     from shared.health.service import HealthService
     from shared.mail.service import MailReader
+    from shared.mail.settings import OutlookSettings
     from shared.mail.writer import MailWriter
     from shared.notifications.wiring import Notifications
     from shared.options.service import OptionLinks
@@ -68,6 +69,9 @@ class Services(Protocol):
 
     @property
     def options(self) -> OptionLinks: ...
+
+    @property
+    def outlook_settings(self) -> OutlookSettings: ...
 
     @property
     def exports(self) -> ExportService: ...
