@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from sandbox.graph import schema, subscriptions
+from sandbox.graph import rules, schema, subscriptions
 from sandbox.graph.delta_control import delta_control_routes
 from sandbox.graph.errors import GraphError
 from sandbox.graph.store import Mailbox, apply_fields, default_props, format_datetime
@@ -100,8 +100,14 @@ def mail_control_routes(ctx: SandboxContext) -> list[BaseRoute]:
                 store.new_attachment(mailbox, key, name, ctype, data, inline)
                 for name, ctype, data, inline in attachments
             ]
-            message = store.add_message(mailbox, folder, props, built, key=key)
-            out.append(message.immutable_id)
+            if folder.well_known == "inbox":
+                # Seeded inbox mail stands for mail arriving: the mailbox's rules run on it
+                # (and may file it elsewhere, or drop it: no id then).
+                delivered = rules.deliver(store, mailbox, props, built, key=key)
+                if delivered is not None:
+                    out.append(delivered.immutable_id)
+            else:
+                out.append(store.add_message(mailbox, folder, props, built, key=key).immutable_id)
         return JSONResponse({"ids": out}, status_code=201)
 
     async def mailbox_state(request: Request) -> JSONResponse:

@@ -9,7 +9,7 @@ import html
 import logging
 from typing import Any
 
-from sandbox.graph import errors, odata, schema
+from sandbox.graph import errors, odata, rules, schema
 from sandbox.graph.calls import Call, page
 from sandbox.graph.errors import GraphError
 from sandbox.graph.mime import message_mime
@@ -415,9 +415,10 @@ def _deliver(call: Call, props: dict[str, Any], attachments: list[Attachment]) -
             copy["flag"] = {"flagStatus": "notFlagged"}
             copy["categories"] = []
             copy["inferenceClassification"] = "focused"
-            store.add_message(
+            # Delivery runs the recipient's inbox rules (they decide the folder).
+            rules.deliver(
+                store,
                 mailbox,
-                mailbox.wk("inbox"),
                 _deep(copy),
                 [store.copy_attachment(mailbox, a) for a in attachments],
             )

@@ -21,6 +21,7 @@ from sandbox.graph import (
     folders,
     mailbox_settings,
     messages,
+    rules,
     subscriptions,
 )
 from sandbox.graph.calls import Call
@@ -153,6 +154,9 @@ def route_folders(call: Call, rest: list[str]) -> GraphResponse:
                 "DELETE": lambda: folders.delete_folder(call, folder_ref),
             },
         )
+    if _segment(tail[0]) == "messagerules":
+        # Settings permissions, not mail ones: decided by the rule handlers themselves.
+        return route_rules(call, folder_ref, tail[1:])
     call.authorize("read")
     folder = call.folder(folder_ref)
     head = _segment(tail[0])
@@ -180,6 +184,29 @@ def route_folders(call: Call, rest: list[str]) -> GraphResponse:
             return delta.delta(call, folder)
         return route_messages(call, tail[1:])
     raise errors.unknown_segment(tail[0])
+
+
+def route_rules(call: Call, folder_ref: str, rest: list[str]) -> GraphResponse:
+    method = call.request.method
+    if not rest:
+        return _by_method(
+            method,
+            {
+                "GET": lambda: rules.list_rules(call, folder_ref),
+                "POST": lambda: rules.create_rule(call, folder_ref),
+            },
+        )
+    if len(rest) == 1:
+        rule_id = rest[0]
+        return _by_method(
+            method,
+            {
+                "GET": lambda: rules.get_rule(call, folder_ref, rule_id),
+                "PATCH": lambda: rules.update_rule(call, folder_ref, rule_id),
+                "DELETE": lambda: rules.delete_rule(call, folder_ref, rule_id),
+            },
+        )
+    raise errors.unknown_segment(rest[-1])
 
 
 def route_messages(call: Call, rest: list[str]) -> GraphResponse:

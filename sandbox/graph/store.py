@@ -140,6 +140,16 @@ class Tombstone:
 
 
 @dataclass
+class MessageRule:
+    """An inbox rule: its Graph JSON (messageRule, without `id`), run on delivery by
+    sandbox/graph/rules.py."""
+
+    id: str
+    props: dict[str, Any]
+    created: int  # creation order: the tie-breaker between rules of equal `sequence`
+
+
+@dataclass
 class UploadSession:
     id: str
     secret: str
@@ -173,6 +183,8 @@ class Mailbox:
     settings: dict[str, Any] = field(default_factory=dict)
     # Bumped by `POST /_sandbox/users/{upn}/delta/expire`: older delta tokens answer 410.
     delta_epoch: int = 0
+    # mailFolders/inbox/messageRules (sandbox/graph/rules.py), in creation order.
+    message_rules: list[MessageRule] = field(default_factory=list)
 
     @property
     def upn(self) -> str:

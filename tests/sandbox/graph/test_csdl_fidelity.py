@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from sandbox.graph import schema, views
-from tests.sandbox.graph.support import ALICE, BOB, Graph, error_code, seed
+from sandbox.graph import rules, schema, views
+from tests.sandbox.graph.support import ALICE, BOB, Graph, error_code, seed, user_token
 from tests.support.sandbox import SandboxServer
 
 CSDL_PATH = Path(__file__).resolve().parents[3] / ".." / "shared" / "graph" / "v1.0-Prod.csdl"
@@ -322,3 +322,67 @@ def test_patch_with_an_unknown_property_is_rejected(alice: Graph) -> None:
 
     assert response.status_code == 400
     assert error_code(response) == "RequestBodyRead"
+
+
+# --- inbox rules (sandbox/graph/rules.py) -------------------------------------------------
+def test_the_rule_predicates_and_actions_the_sandbox_runs_are_graphs() -> None:
+    csdl = load_csdl()
+
+    assert set(csdl.types["messageRulePredicates"].properties) >= rules.SUPPORTED_PREDICATES
+    assert set(csdl.types["messageRuleActions"].properties) >= rules.SUPPORTED_ACTIONS
+    assert csdl.types["mailFolder"].navigation["messageRules"] == "Collection(graph.messageRule)"
+
+
+def test_an_emitted_message_rule_with_every_supported_part_is_typed_as_the_csdl_says(
+    sandbox: SandboxServer,
+) -> None:
+    token = user_token(sandbox, ALICE, ["MailboxSettings.ReadWrite", "Mail.ReadWrite"])
+    graph = Graph(sandbox, token, immutable=True)
+    someone = [{"emailAddress": {"name": "Someone", "address": "someone@example.test"}}]
+    predicates = {
+        "subjectContains": ["a"],
+        "bodyContains": ["b"],
+        "bodyOrSubjectContains": ["c"],
+        "fromAddresses": someone,
+        "senderContains": ["d"],
+        "recipientContains": ["e"],
+        "sentToAddresses": someone,
+        "sentToMe": True,
+        "sentCcMe": True,
+        "sentToOrCcMe": True,
+        "sentOnlyToMe": True,
+        "hasAttachments": True,
+        "importance": "high",
+    }
+    actions = {
+        "moveToFolder": "archive",
+        "copyToFolder": "archive",
+        "delete": True,
+        "permanentDelete": True,
+        "markAsRead": True,
+        "markImportance": "low",
+        "assignCategories": ["Red category"],
+        "stopProcessingRules": True,
+    }
+    try:
+        created = graph.post(
+            "/me/mailFolders/inbox/messageRules",
+            json={
+                "displayName": "everything",
+                "sequence": 1,
+                "conditions": predicates,
+                "exceptions": predicates,
+                "actions": actions,
+            },
+        )
+        listed = graph.get("/me/mailFolders/inbox/messageRules").json()["value"]
+    finally:
+        graph.close()
+
+    assert created.status_code == 201, created.text
+    assert set(predicates) == rules.SUPPORTED_PREDICATES
+    assert set(actions) == rules.SUPPORTED_ACTIONS
+    seen: set[str] = set()
+    for shown in (created.json(), *listed):
+        seen |= check_object(load_csdl(), "messageRule", shown, "messageRule")
+    assert {"messageRule.conditions", "messageRule.exceptions", "messageRule.actions"} <= seen
