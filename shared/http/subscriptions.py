@@ -84,6 +84,11 @@ class SubscriptionCreate(ApiModel):
     subjectContains: str | None = Field(
         default=None, max_length=255, description="Only mail whose subject contains this text."
     )
+    mentionsMe: bool | None = Field(
+        default=None,
+        description="Only mail that @mentions the mailbox owner (Outlook's mention link in "
+        "the body).",
+    )
     includeMessage: bool = Field(
         default=False,
         description="Include the message's headers (subject, from, recipients...) in the event.",
@@ -108,6 +113,7 @@ class SubscriptionCreate(ApiModel):
                 "importance": self.importance,
                 "hasAttachments": self.hasAttachments,
                 "subjectContains": self.subjectContains,
+                "mentionsMe": self.mentionsMe,
             }
         )
 

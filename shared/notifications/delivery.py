@@ -181,12 +181,15 @@ class NotificationDelivery:
         return await self._deliver(s, connection, message_id, cid, event_type, lease, None)
 
     async def _read(
-        self, connection: Connection, message_id: str, cid: str
+        self, connection: Connection, message_id: str, cid: str, *, body: bool = False
     ) -> dict[str, Any] | None:
+        """The message's fields the event and filters need; its body only when a filter
+        reads it (`mentionsMe`): bodies can be megabytes."""
         mb = self._mailboxes.system(connection, correlation_id=cid)
+        select = READ_SELECT + ",body" if body else READ_SELECT
         try:
             response = await mb.send(
-                GraphRequest("GET", mb.path.message(message_id), params={"$select": READ_SELECT})
+                GraphRequest("GET", mb.path.message(message_id), params={"$select": select})
             )
         except NotFound:
             return None
@@ -211,7 +214,9 @@ class NotificationDelivery:
         (each transition is its own event, `flagged.<n>`); a re-flag or any other change
         fires nothing. Duplicate notifications of one transition compute the same `n`, so
         the ledger's claim keeps it one event."""
-        message = await self._read(connection, message_id, cid)
+        message = await self._read(
+            connection, message_id, cid, body=Filters.model_validate(s.filters).reads_body
+        )
         if message is None:
             return None
         seen = await self._store.flag_state(s.id, message_id)
@@ -267,9 +272,10 @@ class NotificationDelivery:
         record = claim.record
         if on_claimed is not None:
             await on_claimed()
+        filters = Filters.model_validate(s.filters)
         if message is None:
             try:
-                message = await self._read(connection, message_id, cid)
+                message = await self._read(connection, message_id, cid, body=filters.reads_body)
             except Exception:
                 await self._store.release(record, self._clock())  # the host's retry may claim
                 raise
@@ -278,7 +284,9 @@ class NotificationDelivery:
                 return "gone"
             if event_type == "created" and "flagged" in s.events:
                 await self._remember_flag(s, message_id, message)
-        if not matches(Filters.model_validate(s.filters), message):
+        # The watched mailbox's address, for mentionsMe: the connection's UPN (the primary
+        # SMTP address in most tenants; see docs/triggers.md for the limit).
+        if not matches(filters, message, me=(connection.mailbox,)):
             await self._store.settle(record, "filtered")
             return "filtered"
         kind = event_kind(event_type)
@@ -292,7 +300,8 @@ class NotificationDelivery:
             "messageId": message_id,
         }
         if s.include_message:
-            event["message"] = {k: v for k, v in message.items() if k != "flag"}
+            # Never the body (read for mentionsMe only): the event carries headers.
+            event["message"] = {k: v for k, v in message.items() if k not in ("flag", "body")}
         body = json.dumps(event, separators=(",", ":")).encode()
         return await self._attempt(s, connection, record, body, cid)
 

@@ -3,7 +3,10 @@ applied to the message after Graph has notified (Graph's own subscription cannot
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from html.parser import HTMLParser
 from typing import Any, Literal
+from urllib.parse import unquote
 
 from pydantic import Field
 
@@ -34,6 +37,15 @@ class Filters(ApiModel):
     importance: Literal["any", "low", "normal", "high"] = "any"
     hasAttachments: bool | None = None
     subjectContains: str | None = Field(default=None, max_length=255)
+    mentionsMe: bool | None = Field(
+        default=None,
+        description="Only mail whose body @mentions the mailbox (Outlook's mention link).",
+    )
+
+    @property
+    def reads_body(self) -> bool:
+        """Whether matching needs the message body (read from Graph only then)."""
+        return bool(self.mentionsMe)
 
 
 def _addresses(value: str | None) -> set[str]:
@@ -49,7 +61,9 @@ def _recipients(message: dict[str, Any], name: str) -> set[str]:
     return out
 
 
-def matches(filters: Filters, message: dict[str, Any]) -> bool:
+def matches(filters: Filters, message: dict[str, Any], me: Iterable[str] = ()) -> bool:
+    """Whether the message passes every given filter; `me` are the watched mailbox's
+    addresses (for `mentionsMe`)."""
     wanted_from = _addresses(filters.fromAddress)
     if wanted_from:
         sender = ((message.get("from") or {}).get("emailAddress") or {}).get("address") or ""
@@ -72,4 +86,54 @@ def matches(filters: Filters, message: dict[str, Any]) -> bool:
     ):
         return False
     subject = str(message.get("subject") or "").lower()
-    return not filters.subjectContains or filters.subjectContains.lower() in subject
+    if filters.subjectContains and filters.subjectContains.lower() not in subject:
+        return False
+    return not filters.mentionsMe or mentions(message.get("body"), me)
+
+
+# Graph v1.0 has no `mentions` / `mentionsPreview` on message (beta only), so a mention is
+# found where Outlook writes it: an anchor in the HTML body, `<a id="OWAAM…"
+# href="mailto:owner@…">@Name</a>` (Outlook on the web and new Outlook: OWAAM + 32 hex
+# digits or a number). The id is what tells a mention from any `mailto:` link, such as one
+# in a signature; a quoted mention in a reply has its id prefixed (`x_OWAAM…`) and is not
+# a new mention.
+MENTION_ID_PREFIX = "owaam"
+
+
+def mentions(body: Any, me: Iterable[str]) -> bool:
+    """Whether an HTML item body (Graph's itemBody) holds an Outlook @mention of one of the
+    addresses `me` (compared without regard to case)."""
+    if not isinstance(body, dict) or str(body.get("contentType", "")).lower() != "html":
+        return False
+    content = body.get("content")
+    wanted = {a.strip().lower() for a in me if a and a.strip()}
+    if not isinstance(content, str) or not wanted:
+        return False
+    if MENTION_ID_PREFIX not in content.lower():
+        return False  # no mention anchor at all: skip parsing
+    finder = _MentionFinder(wanted)
+    finder.feed(content)
+    finder.close()
+    return finder.found
+
+
+class _MentionFinder(HTMLParser):
+    """Outlook mention anchors naming one of `wanted`. The standard library's tolerant
+    parser: attribute order, quoting and character references as any browser reads them."""
+
+    def __init__(self, wanted: set[str]) -> None:
+        super().__init__(convert_charrefs=True)
+        self.wanted = wanted
+        self.found = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self.found or tag != "a":
+            return
+        values = {name: value or "" for name, value in attrs}  # names come lower-cased
+        if not values.get("id", "").lower().startswith(MENTION_ID_PREFIX):
+            return
+        scheme, _, rest = values.get("href", "").strip().partition(":")
+        if scheme.lower() != "mailto":
+            return
+        address = unquote(rest.split("?", 1)[0]).strip().lower()
+        self.found = address in self.wanted

@@ -295,3 +295,57 @@ async def test_a_410_gone_disables_and_is_not_retried(monkeypatch: pytest.Monkey
     assert ended == "disabled"
     assert jobs.sent == [] and store.settled == ["failed"] and len(seen) == 1
     assert [e.reason for e in audit.events] == ["webhook_gone"]
+
+
+class BodyMailbox:
+    """A connected mailbox answering one HTML message, recording the $select it was asked."""
+
+    path = MailboxPath.of(None)
+
+    def __init__(self, html: str, selects: list[str]) -> None:
+        self.html, self.selects = html, selects
+
+    async def send(self, request: Any) -> httpx.Response:
+        self.selects.append(request.params["$select"])
+        body = {"contentType": "html", "content": self.html}
+        return httpx.Response(200, json={"id": "m1", "subject": "s", "body": body})
+
+
+@pytest.mark.parametrize(
+    ("html", "ended"),
+    [
+        ('<p>Hi <a id="OWAAM1A2B" href="mailto:A@X">@A</a></p>', "delivered"),
+        ('<p>Thanks</p><p><a href="mailto:a@x">a@x</a></p>', "filtered"),
+    ],
+)
+async def test_mentions_me_reads_the_body_and_never_sends_it(
+    monkeypatch: pytest.MonkeyPatch, html: str, ended: str
+) -> None:
+    seen: list[httpx.Request] = []
+    selects: list[str] = []
+    delivery, store, _, _, _ = _delivery(monkeypatch, [202], seen)
+    mailbox = BodyMailbox(html, selects)
+    monkeypatch.setattr(delivery, "_mailboxes", SimpleNamespace(system=lambda c, **_: mailbox))
+    subscription = _subscription()
+    subscription.filters = {"mentionsMe": True}
+    subscription.include_message = True
+
+    state = await delivery.deliver(subscription, CONNECTION, "m1", "cid")
+    await delivery.aclose()
+
+    assert state == ended and store.settled == [ended]
+    assert [s.split(",")[-1] for s in selects] == ["body"]
+    assert all("body" not in r.read().decode() for r in seen)
+    assert len(seen) == (1 if ended == "delivered" else 0)
+
+
+async def test_without_mentions_me_the_body_is_not_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    selects: list[str] = []
+    delivery, _, _, _, _ = _delivery(monkeypatch, [202], [])
+    mailbox = BodyMailbox("<p>x</p>", selects)
+    monkeypatch.setattr(delivery, "_mailboxes", SimpleNamespace(system=lambda c, **_: mailbox))
+
+    await delivery.deliver(_subscription(), CONNECTION, "m1", "cid")
+    await delivery.aclose()
+
+    assert selects and "body" not in selects[0].split(",")
