@@ -199,7 +199,7 @@ def _check(call: Call, props: dict[str, Any]) -> None:
         props["isEnabled"] = True
     for part in ("conditions", "exceptions"):
         for key, value in (props.get(part) or {}).items():
-            if value is not None and key not in SUPPORTED_PREDICATES:
+            if _given(value) and key not in SUPPORTED_PREDICATES:
                 raise errors.bad_request(f"The sandbox does not run the rule predicate '{key}'.")
     actions = {k: v for k, v in (props.get("actions") or {}).items() if _given(v)}
     for key in actions:

@@ -207,6 +207,22 @@ def test_bad_rule_bodies_are_refused_as_graph_does(
     assert alice_rules.get(RULES).json()["value"] == []
 
 
+def test_predicates_and_actions_set_to_false_or_empty_take_no_part(
+    sandbox: SandboxServer, alice_rules: Graph
+) -> None:
+    target = folder(alice_rules, "All mail")
+    rule(
+        alice_rules,
+        # As a client that sends every property writes "no condition": false and [].
+        conditions={"isSigned": False, "sentToMe": False, "subjectContains": []},
+        actions={"moveToFolder": target, "delete": False, "forwardTo": []},
+    )
+
+    message_id = deliver(sandbox, subject="anything")
+
+    assert where(sandbox, message_id or "")["parentFolderId"] == target  # type: ignore[index]
+
+
 def test_rules_live_on_the_inbox_only(alice_rules: Graph) -> None:
     response = alice_rules.get("/me/mailFolders/archive/messageRules")
 
