@@ -98,6 +98,7 @@ def matches(filters: Filters, message: dict[str, Any], me: Iterable[str] = ()) -
 # in a signature; a quoted mention in a reply has its id prefixed (`x_OWAAM…`) and is not
 # a new mention.
 MENTION_ID_PREFIX = "owaam"
+_FEED = 16 * 1024
 
 
 def mentions(body: Any, me: Iterable[str]) -> bool:
@@ -112,7 +113,12 @@ def mentions(body: Any, me: Iterable[str]) -> bool:
     if MENTION_ID_PREFIX not in content.lower():
         return False  # no mention anchor at all: skip parsing
     finder = _MentionFinder(wanted)
-    finder.feed(content)
+    # Fed in slices so that parsing stops at the first mention: a new mention sits above
+    # the quoted history, which can make up most of a long thread's body.
+    for start in range(0, len(content), _FEED):
+        finder.feed(content[start : start + _FEED])
+        if finder.found:
+            return True
     finder.close()
     return finder.found
 

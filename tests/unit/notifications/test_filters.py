@@ -138,3 +138,9 @@ def test_without_mentions_me_the_body_is_not_needed() -> None:
     assert not Filters().reads_body
     assert Filters(mentionsMe=True).reads_body
     assert matches(Filters(mentionsMe=False), _message())
+
+
+def test_a_mention_split_across_parser_slices_is_still_found() -> None:
+    # Padding puts the anchor across the boundary of the parser's 16 KiB slices.
+    for pad in range(16 * 1024 - 60, 16 * 1024 + 5, 7):
+        assert _mentions_me(_html("x" * pad, MENTION))
