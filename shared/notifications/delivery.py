@@ -174,16 +174,17 @@ class NotificationDelivery:
             return await self._on_update(s, connection, message_id, cid)
         if event_type == "created" and "created" not in s.events:
             # Only flags are wanted: note the new message's flag state (no event).
-            message = await self._read(connection, message_id, cid)
+            message = await self._read(s, connection, message_id, cid)
             if message is not None:
                 await self._remember_flag(s, message_id, message)
             return None
         return await self._deliver(s, connection, message_id, cid, event_type, lease, None)
 
     async def _read(
-        self, connection: Connection, message_id: str, cid: str
+        self, s: Subscription, connection: Connection, message_id: str, cid: str
     ) -> dict[str, Any] | None:
-        mb = self._mailboxes.system(connection, correlation_id=cid)
+        # The watched mailbox: a poll-mode subscription's is another user's (shared) one.
+        mb = self._mailboxes.system(connection, correlation_id=cid, mailbox=s.mailbox)
         try:
             response = await mb.send(
                 GraphRequest("GET", mb.path.message(message_id), params={"$select": READ_SELECT})
@@ -211,7 +212,7 @@ class NotificationDelivery:
         (each transition is its own event, `flagged.<n>`); a re-flag or any other change
         fires nothing. Duplicate notifications of one transition compute the same `n`, so
         the ledger's claim keeps it one event."""
-        message = await self._read(connection, message_id, cid)
+        message = await self._read(s, connection, message_id, cid)
         if message is None:
             return None
         seen = await self._store.flag_state(s.id, message_id)
@@ -269,7 +270,7 @@ class NotificationDelivery:
             await on_claimed()
         if message is None:
             try:
-                message = await self._read(connection, message_id, cid)
+                message = await self._read(s, connection, message_id, cid)
             except Exception:
                 await self._store.release(record, self._clock())  # the host's retry may claim
                 raise
@@ -287,7 +288,7 @@ class NotificationDelivery:
             "connectionId": s.connection_id,
             "changeType": "created" if kind == "created" else "updated",
             "type": f"message.{kind}",
-            "mailbox": connection.mailbox,
+            "mailbox": s.mailbox or connection.mailbox,
             "occurredAt": record.first_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "messageId": message_id,
         }
