@@ -207,16 +207,17 @@ class FolderPoller:
             await self._store.prune(s.id, list(found.present))
         if found.delta_link:
             await self._store.save_delta_link(s.id, found.delta_link)
-        self._audit.emit(
-            connection_event(
-                "subscription.polled",
-                Outcome.SUCCESS,
-                cid,
-                connection,
-                reason="rebaselined" if rebaselined else None,
-                counts={"items": len(found.present), "queued": queued},
+        if queued or rebaselined:  # a read that found nothing is not worth an audit event
+            self._audit.emit(
+                connection_event(
+                    "subscription.polled",
+                    Outcome.SUCCESS,
+                    cid,
+                    connection,
+                    reason="rebaselined" if rebaselined else None,
+                    counts={"items": len(found.present), "queued": queued},
+                )
             )
-        )
         return queued
 
     async def _queue(self, s: Subscription, found: DeltaRound, cid: str) -> int:

@@ -97,21 +97,22 @@ def seed(sandbox: SandboxServer, folder: str = "inbox", **template: Any) -> str:
         return str(response.json()["ids"][0])
 
 
-def polls(app: AppServer) -> int:
-    path = Path(app.settings["AUDIT_LOG_PATH"])
-    if not path.exists():
-        return 0
-    lines = path.read_text().splitlines()
-    return sum(1 for e in map(json.loads, lines) if e["action"] == "subscription.polled")
+def poll_state(app: AppServer, subscription_id: str) -> str:
+    """The ETag of the subscription's poll state: it changes when a timer run claims a read
+    (and again when the read saves its delta link)."""
+    name = app.settings["TABLE_PREFIX"] + "subscriptionpolls"
+    with TableClient.from_connection_string(app.settings["AzureWebJobsStorage"], name) as table:
+        return str(table.get_entity(subscription_id, "state").metadata["etag"])
 
 
-def poll_round(app: AppServer, count: int = 1) -> None:
-    """Run the poll timer until `count` more folder reads were done and their jobs worked.
-    A run before the interval has passed finds nothing due: it is run again."""
-    target = polls(app) + count
+def poll_round(app: AppServer, subscription_id: str) -> None:
+    """Run the poll timer until it claimed a read of the subscription's folder, and wait
+    until that read and the jobs it queued were worked. A run before the interval has passed
+    finds nothing due: it is run again."""
+    before = poll_state(app, subscription_id)
     deadline = time.monotonic() + 60
     with app.client() as client:
-        while polls(app) < target:
+        while poll_state(app, subscription_id) == before:
             assert time.monotonic() < deadline, "the poll timer read nothing"
             run = client.post(
                 "/admin/functions/notifications_poll",
@@ -174,9 +175,9 @@ def test_a_shared_mailbox_subscription_polls_and_fires_created_once_for_new_and_
     assert moved.status_code == 200, moved.text
     read = alice.post(f"/messages/{changed['id']}/markRead", {"isRead": True}, mailbox=SUPPORT)
     assert read.status_code == 200, read.text
-    poll_round(poll_app)
+    poll_round(poll_app, body["id"])
     receiver.wait_for(lambda got: len(got) >= 2)
-    poll_round(poll_app)  # a second read finds nothing new
+    poll_round(poll_app, body["id"])  # a second read finds nothing new
 
     got = events(receiver)
     assert sorted(e["messageId"] for e in got) == sorted([new, moved.json()["id"]])
@@ -198,28 +199,28 @@ def test_a_polled_flag_fires_once_per_transition_to_flagged(
     alice: Caller, sandbox: SandboxServer, receiver: Receiver, poll_app: AppServer
 ) -> None:
     already = seed(sandbox, flag={"flagStatus": "flagged"})  # flagged before: no transition
-    subscribe(alice, receiver, mailbox=SUPPORT, events=["flagged"])
+    sid = subscribe(alice, receiver, mailbox=SUPPORT, events=["flagged"]).json()["id"]
     message = seed(sandbox)
-    poll_round(poll_app)  # its arrival is no flag
+    poll_round(poll_app, sid)  # its arrival is no flag
 
     def change(message_id: str, path: str, body: dict[str, Any]) -> None:
         answer = alice.post(f"/messages/{message_id}{path}", body, mailbox=SUPPORT)
         assert answer.status_code == 200, answer.text
 
     change(message, "/flag", {"flagStatus": "flagged"})
-    poll_round(poll_app)
+    poll_round(poll_app, sid)
     [first] = receiver.wait_for(lambda got: len(got) >= 1)
     change(message, "/flag", {"flagStatus": "flagged"})  # a re-flag: no transition
     change(message, "/markRead", {"isRead": True})
     change(already, "/markRead", {"isRead": True})  # flagged all along
-    poll_round(poll_app)
+    poll_round(poll_app, sid)
     assert len(receiver.received) == 1
     change(message, "/flag", {"flagStatus": "notFlagged"})
-    poll_round(poll_app)
+    poll_round(poll_app, sid)
     change(message, "/flag", {"flagStatus": "flagged"})
-    poll_round(poll_app)
+    poll_round(poll_app, sid)
     second = receiver.wait_for(lambda got: len(got) >= 2)[1]
-    poll_round(poll_app)
+    poll_round(poll_app, sid)
 
     assert len(receiver.received) == 2
     for post in (first, second):
@@ -235,14 +236,14 @@ def test_a_polled_flag_fires_once_per_transition_to_flagged(
 def test_a_lost_sync_state_starts_over_without_events_for_mail_already_there(
     alice: Caller, sandbox: SandboxServer, receiver: Receiver, poll_app: AppServer
 ) -> None:
-    subscribe(alice, receiver, mailbox=SUPPORT)
+    sid = subscribe(alice, receiver, mailbox=SUPPORT).json()["id"]
     with sandbox.client() as control:  # the delta token answers 410 syncStateNotFound now
         assert control.post(f"/_sandbox/users/{SUPPORT}/delta/expire").status_code == 200
     new = seed(sandbox)
 
-    poll_round(poll_app)
+    poll_round(poll_app, sid)
     receiver.wait_for(lambda got: len(got) >= 1)
-    poll_round(poll_app)
+    poll_round(poll_app, sid)
 
     assert [e["messageId"] for e in events(receiver)] == [new]
     audit = Path(poll_app.settings["AUDIT_LOG_PATH"]).read_text().splitlines()
