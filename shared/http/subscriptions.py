@@ -30,7 +30,7 @@ from shared.errors import (
     ValidationFailed,
 )
 from shared.http.api import ApiBlueprint, ApiRequest, ResponseSpec, json_response
-from shared.http.models import ApiModel, mailbox_field
+from shared.http.models import ApiModel
 from shared.notifications.filters import Filters
 
 if TYPE_CHECKING:  # no storage SDK at import (cold start)
@@ -88,7 +88,13 @@ class SubscriptionCreate(ApiModel):
         default=False,
         description="Include the message's headers (subject, from, recipients...) in the event.",
     )
-    mailbox: str | None = mailbox_field()
+    mailbox: str | None = Field(
+        default=None,
+        max_length=256,
+        description="A shared mailbox (UPN or id) the connected user may read; default: "
+        "their own. Another user's mailbox is polled (mode poll): Graph notifies no "
+        "delegated subscription there.",
+    )
     events: list[EventName] = Field(
         default_factory=lambda: list[EventName](["created"]),
         min_length=1,
