@@ -1,17 +1,22 @@
 """Poll-mode state in a real Azurite: the due index is read as a range (no scan), a due read
-is claimed once, a crash leaves the subscription indexed, and deleting the subscription
-leaves nothing behind."""
+is claimed once, a crash leaves the subscription indexed, deleting the subscription leaves
+nothing behind, and a poll subscription is never in the renewal index."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from azure.data.tables.aio import TableServiceClient
 
+from shared.crypto.keyring import KeyRingCache
+from shared.crypto.keys import LocalKeyProvider
 from shared.store.polls import DUE_PARTITION, POLLS, PollStore, due_key
+from shared.store.subscriptions import Subscription, SubscriptionStore
 from shared.store.table_set import TableSet
 from tests.support.azurite import AzuriteServer
 
@@ -85,3 +90,37 @@ async def test_deleting_removes_state_membership_and_hint(tables: TableSet) -> N
     assert all("sub-a" not in pk for pk, _ in rows)
     assert [r for r in rows if r[0] == DUE_PARTITION] == [(DUE_PARTITION, due_key("sub-b", NOW))]
     assert await store.state("sub-a") is None
+
+
+def _subscription(sid: str, **extra: Any) -> Subscription:
+    return Subscription(
+        id=sid,
+        connection_id="conn-1",
+        graph_id=extra.pop("graph_id", f"g-{sid}"),
+        notification_url="https://hook.example/flow",
+        folder="inbox",
+        filters={},
+        include_message=False,
+        expires=NOW + MINUTE,
+        created_at=NOW,
+        client_state="state",
+        signing_secret="whsec_c2VjcmV0",
+        **extra,
+    )
+
+
+async def test_a_poll_subscription_is_never_due_for_renewal_and_keeps_its_mode(
+    tables: TableSet, tmp_path: Path
+) -> None:
+    store = SubscriptionStore(tables, KeyRingCache(LocalKeyProvider(None, None, tmp_path / "k")))
+    await store.save(_subscription("pushed"))
+    await store.save(_subscription("polled", graph_id="", mode="poll", mailbox="support@x.test"))
+
+    due = await store.expiring_before(NOW + timedelta(days=1))
+    polled, pushed = await store.get("polled"), await store.get("pushed")
+
+    assert [s.id for s in due] == ["pushed"]
+    assert polled is not None and (polled.mode, polled.mailbox) == ("poll", "support@x.test")
+    # Rows without the columns (all rows written before modes existed) read as push.
+    assert pushed is not None and (pushed.mode, pushed.mailbox) == ("push", None)
+    assert await store.by_graph_id("") is None
