@@ -32,7 +32,10 @@ POLLS = "subscriptionpolls"
 DUE_PARTITION = "due"
 STATE = "state"
 MEMBER = "m-"
+_MEMBER_END = "m."  # the first RowKey after every "m-…" one
 _BATCH = 100  # Table Storage's largest transaction (one partition)
+# Up to this many ids are looked up one by one; more read the membership's range once.
+_POINT_READS = 50
 
 
 def _stamp(when: datetime) -> str:
@@ -156,11 +159,16 @@ class PollStore:
             await table.delete_entity(DUE_PARTITION, hint)
 
     async def known(self, subscription_id: str, message_ids: Iterable[str]) -> set[str]:
-        """Which of `message_ids` are members of the folder as last read."""
+        """Which of `message_ids` are members of the folder as last read: point reads for a
+        few, one range read of the membership for many (a whole folder after a lost sync)."""
+        wanted = list(message_ids)
+        if len(wanted) > _POINT_READS:
+            keys = await self._member_keys(subscription_id)
+            return {m for m in wanted if _member_key(m) in keys}
         table = await self._tables.table(POLLS)
         found: set[str] = set()
         with storage_errors("read poll membership"):
-            for message_id in message_ids:
+            for message_id in wanted:
                 try:
                     await table.get_entity(
                         subscription_id, _member_key(message_id), select=["RowKey"]
@@ -195,21 +203,24 @@ class PollStore:
                         with contextlib.suppress(ResourceNotFoundError):
                             await table.delete_entity(subscription_id, k)
 
+    async def _member_keys(self, subscription_id: str) -> set[str]:
+        table = await self._tables.table(POLLS)
+        with storage_errors("read poll membership"):
+            return {
+                str(row["RowKey"])
+                async for row in table.query_entities(
+                    "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
+                    parameters={"pk": subscription_id, "lo": MEMBER, "hi": _MEMBER_END},
+                    select=["RowKey"],
+                )
+            }
+
     async def prune(self, subscription_id: str, present: Iterable[str]) -> None:
         """Drop the members that are not in `present` (a whole folder read after the sync
         state was lost: what left the folder meanwhile is no member any more)."""
         table = await self._tables.table(POLLS)
         keep = {_member_key(m) for m in present}
-        with storage_errors("read poll membership"):
-            gone = [
-                str(row["RowKey"])
-                async for row in table.query_entities(
-                    "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
-                    parameters={"pk": subscription_id, "lo": MEMBER, "hi": "m."},
-                    select=["RowKey"],
-                )
-                if str(row["RowKey"]) not in keep
-            ]
+        gone = sorted((await self._member_keys(subscription_id)) - keep)
         with storage_errors("write poll membership"):
             for key in gone:
                 with contextlib.suppress(ResourceNotFoundError):
