@@ -42,7 +42,7 @@ def blueprint(resolve: TriggerResolver) -> func.Blueprint:
     @bp.function_name("notifications_poll")
     @bp.timer_trigger(arg_name="timer", schedule="%POLL_SCHEDULE%", use_monitor=True)
     async def notifications_poll(timer: func.TimerRequest) -> None:
-        # A `poll` job per poll-mode subscription that is due (docs/triggers.md "Poll mode").
+        # A `poll` job per due poll-mode subscription (docs/triggers.md "Shared mailboxes").
         queued = await resolve().notifications.poller.queue_due()
         logger.info("poll timer queued %s folder reads", queued)
 

@@ -1,7 +1,7 @@
 """Poll mode: triggers on a folder Graph will not push to us (a delegated connection watching
 another user's mailbox), read with delta every POLL_INTERVAL_SECONDS and turned into the
 same queue jobs Graph's notifications become, so the same ledger and delivery worker send
-the same events with the same guarantees (docs/triggers.md "Poll mode").
+the same events with the same guarantees (docs/triggers.md "Shared mailboxes").
 
 The rule for `created`: the subscription keeps the folder's membership (message ids as last
 read, seeded at creation without events). A message in a delta round that is not a member

@@ -170,7 +170,7 @@ class SubscriptionService:
         signing_secret: str,
     ) -> Created:
         """Another user's mailbox through a delegated connection: Graph refuses a push
-        subscription there (docs/triggers.md "Poll mode"), so the folder is polled."""
+        subscription there (docs/triggers.md "Shared mailboxes"), so the folder is polled."""
         now = self._clock()
         try:
             delta_link = await self._poller.baseline(mb, subscription_id, folder)

@@ -9,7 +9,7 @@ Table `subscriptionpolls`:
   hint's key) under an ETag, so that of two timer runs one claims a due read.
 - `PartitionKey = <subscription id>, RowKey = "m-" + sha256(message id)`: the folder's
   membership as last read. A message whose row is absent appeared in the folder since
-  (docs/triggers.md "Poll mode").
+  (docs/triggers.md "Shared mailboxes").
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ Table `subscriptions`:
 - `PartitionKey = "conn-<connection id>", RowKey = <subscription id>`: a connection's list.
 
 A poll-mode subscription (`Mode = "poll"`: another user's mailbox, read with delta on a
-timer, docs/triggers.md "Poll mode") has no Graph side: no Graph id, no `graph-` index row,
-no expiry hint; its own state lives in shared/store/polls.py. `Mailbox` names the shared
+timer, docs/triggers.md "Shared mailboxes") has no Graph side: no Graph id, no `graph-` index
+row, no expiry hint; its own state lives in shared/store/polls.py. `Mailbox` names the shared
 mailbox it watches (absent: the connection's own). Rows written before modes existed have
 neither column and are push subscriptions on the connection's mailbox.
 
