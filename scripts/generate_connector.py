@@ -104,8 +104,9 @@ SUMMARIES: dict[str, str] = {
     "option_subscriptions_create": "When an option is chosen (webhook)",
     "option_subscriptions_delete": "Remove an option trigger",
 }
-# Operations for support rather than for flows: under "Show advanced options" in the designer.
-ADVANCED_OPERATIONS = frozenset({"deliveries_list", "deliveries_redeliver"})
+# The trigger's bookkeeping, which Power Automate does itself (it DELETEs the Location when
+# a flow is turned off): kept out of the designer's action list.
+INTERNAL_OPERATIONS = frozenset({"subscriptions_list", "subscriptions_delete"})
 # The webhook trigger (docs/triggers.md): Power Automate registers its callback URL in the
 # body's notificationUrl (x-ms-notification-url, hidden from flow authors), keeps the 201's
 # Location header and DELETEs it when the flow is turned off. The 201 schema a trigger
@@ -163,9 +164,12 @@ PARAMETER_TEXT: dict[str, tuple[str, str]] = {
     "body": ("Body Part", "full: the whole body; unique: only the new text."),
     IDEMPOTENCY_HEADER: ("Idempotency Key", ""),  # its description is the API's own
 }
-# Actions only an administrator can use: listed under the designer's advanced actions, out
-# of the everyday list (the API answers 403 to anyone else).
-ADVANCED_OPERATIONS = frozenset({"connections_create", "connections_update"})
+# Listed under the designer's advanced actions, out of the everyday list: actions only an
+# administrator can use (the API answers 403 to anyone else), and the trigger's deliveries,
+# for support rather than for flows.
+ADVANCED_OPERATIONS = frozenset(
+    {"connections_create", "connections_update", "deliveries_list", "deliveries_redeliver"}
+)
 
 # Rarely used filters and knobs: shown under "Show advanced options".
 ADVANCED = frozenset(
@@ -529,10 +533,10 @@ def build_definition(
                 operation["consumes"] = ["application/json"]
             if op["operationId"] in ADVANCED_OPERATIONS:
                 operation["x-ms-visibility"] = "advanced"
+            if op["operationId"] in INTERNAL_OPERATIONS:
+                operation["x-ms-visibility"] = "internal"
             if method == "get" and NEXT_LINK in _list_properties(definitions, success_model):
                 operation["x-ms-pageable"] = {"nextLinkName": NEXT_LINK}
-            if op["operationId"] in ADVANCED_OPERATIONS:
-                operation["x-ms-visibility"] = "advanced"
             if op["operationId"] in TRIGGERS:
                 _make_trigger(operation, definitions, *TRIGGERS[op["operationId"]])
             paths.setdefault(path, {})[method] = operation
@@ -588,6 +592,13 @@ def _make_trigger(
     operation["x-ms-trigger"] = "single"
     operation["x-ms-trigger-hint"] = hint
     request = definitions[request_name]
+    for prop_name, prop in request["properties"].items():
+        # The trigger's filters and knobs read as the actions' parameters of the same name:
+        # the same summary, and the rarely used ones under "Show advanced options".
+        if prop_name in PARAMETER_TEXT:
+            prop["x-ms-summary"] = PARAMETER_TEXT[prop_name][0]
+        if prop_name in ADVANCED and prop_name not in request.get("required", ()):
+            prop["x-ms-visibility"] = "advanced"
     callback = request["properties"]["notificationUrl"]
     callback["x-ms-notification-url"] = True
     callback["x-ms-visibility"] = "internal"

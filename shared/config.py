@@ -233,6 +233,12 @@ class Settings(BaseModel):
     WEBHOOK_RETRY_HOURS: float = Field(default=24.0, gt=0, le=168)
     WEBHOOK_LEASE_SECONDS: int = Field(default=120, ge=1, le=3600)
     SUBSCRIPTION_RENEW_WITHIN_HOURS: float = Field(default=72.0, gt=0, le=168)
+    # Poll-mode subscriptions (a delegated connection watching another user's mailbox, where
+    # Graph allows no push subscription): how often each folder is read with delta, and the
+    # timer that queues the due reads (bound as %POLL_SCHEDULE%; it should fire at least as
+    # often as the interval).
+    POLL_INTERVAL_SECONDS: int = Field(default=60, ge=1, le=3600)
+    POLL_SCHEDULE: str = Field(default="*/15 * * * * *", min_length=1)
 
     # Archiving (docs/archiving.md): the queue of export page jobs (binding expression
     # %EXPORTS_QUEUE%) and how many messages one page job reads from a folder's delta round.

@@ -96,6 +96,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     EXPORTS_QUEUE: 'oia-exports'
     // The reconciliation timer's schedule (bound as %RECONCILE_SCHEDULE%): every 15 minutes.
     RECONCILE_SCHEDULE: '0 */15 * * * *'
+    // The poll timer's schedule (bound as %POLL_SCHEDULE%): poll-mode triggers' due reads.
+    POLL_SCHEDULE: '*/15 * * * * *'
     PUBLIC_BASE_URL: 'https://${functionApp.properties.defaultHostName}'
     // The paging cursors' HMAC key: a reference, resolved by the platform with the managed
     // identity; the value lives only in Key Vault (infra/hooks/postprovision.py creates it).

@@ -1,6 +1,6 @@
 """The change-notification worker: one queue message per notified item, lifecycle event or
-resync (sent by shared/http/notifications.py), the reconciliation timer, and the poison
-listener.
+resync (sent by shared/http/notifications.py), the reconciliation timer, the poll timer
+(poll-mode subscriptions), and the poison listener.
 
 Thin: each handler calls one NotificationWorker method. The queue name is the
 `%NOTIFICATIONS_QUEUE%` binding expression (an app setting, see README "Settings").
@@ -38,6 +38,13 @@ def blueprint(resolve: TriggerResolver) -> func.Blueprint:
         # A delta sweep of every subscription's folder (docs/triggers.md "Gaps").
         queued = await resolve().notifications.subscriptions.reconcile()
         logger.info("reconciliation queued %s folder sweeps", queued)
+
+    @bp.function_name("notifications_poll")
+    @bp.timer_trigger(arg_name="timer", schedule="%POLL_SCHEDULE%", use_monitor=True)
+    async def notifications_poll(timer: func.TimerRequest) -> None:
+        # A `poll` job per due poll-mode subscription (docs/triggers.md "Shared mailboxes").
+        queued = await resolve().notifications.poller.queue_due()
+        logger.info("poll timer queued %s folder reads", queued)
 
     @bp.function_name("notifications_poison")
     @bp.queue_trigger(

@@ -93,6 +93,13 @@ class SubscriptionCreate(ApiModel):
         default=False,
         description="Include the message's headers (subject, from, recipients...) in the event.",
     )
+    mailbox: str | None = Field(
+        default=None,
+        max_length=256,
+        description="A shared mailbox (UPN or id) the connected user may read; default: "
+        "their own. Another user's mailbox is polled (mode poll): Graph notifies no "
+        "delegated subscription there.",
+    )
     events: list[EventName] = Field(
         default_factory=lambda: list[EventName](["created"]),
         min_length=1,
@@ -130,13 +137,28 @@ class SubscriptionView(ApiModel):
     folder: str
     filters: Filters
     includeMessage: bool
-    expirationDateTime: datetime
+    expirationDateTime: datetime | None = Field(
+        description="When Graph's side expires (renewed automatically); null for a `poll` "
+        "subscription, which has no Graph side."
+    )
     createdAt: datetime
     events: list[str] = Field(default_factory=lambda: ["created"])
     status: Literal["active", "disabled"] = Field(
         default="active",
         description="`disabled` once the webhook answered 410 Gone: no more events are sent "
         "(delete the subscription and create a new one to resume).",
+    )
+    mode: Literal["push", "poll"] = Field(
+        default="push",
+        description="Chosen by the service. push: Graph notifies the service of each change "
+        "(the connection's own mailbox, or an application connection); poll: the service "
+        "reads the folder's changes every POLL_INTERVAL_SECONDS (another user's mailbox "
+        "through a delegated connection, where Graph allows no subscription). Same events "
+        "and guarantees.",
+    )
+    mailbox: str | None = Field(
+        default=None,
+        description="The shared mailbox watched; null: the connection's own.",
     )
 
     @classmethod
@@ -148,10 +170,12 @@ class SubscriptionView(ApiModel):
             folder=s.folder,
             filters=Filters.model_validate(s.filters),
             includeMessage=s.include_message,
-            expirationDateTime=s.expires,
+            expirationDateTime=None if s.polled else s.expires,
             createdAt=s.created_at,
             events=list(s.events),
             status="disabled" if s.disabled else "active",
+            mode="poll" if s.polled else "push",
+            mailbox=s.mailbox,
         )
 
 
@@ -182,7 +206,7 @@ class MessageEvent(ApiModel):
     connectionId: str
     changeType: Literal["created", "updated"]
     type: Literal["message.created", "message.flagged"]
-    mailbox: str = Field(description="The connection's mailbox.")
+    mailbox: str = Field(description="The watched mailbox: the connection's, or the shared one.")
     occurredAt: datetime = Field(description="When the service learned of the change.")
     messageId: str
     message: dict[str, object] | None = None
@@ -214,6 +238,7 @@ async def subscriptions_create(request: ApiRequest) -> func.HttpResponse:
         include_message=body.includeMessage,
         cid=request.correlation_id,
         events=body.event_types(),
+        mailbox=body.mailbox,
     )
     view = SubscriptionView.of(created.subscription, request.caller)
     payload = SubscriptionCreated(**view.model_dump(), signingSecret=created.signing_secret)

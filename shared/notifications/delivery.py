@@ -174,18 +174,25 @@ class NotificationDelivery:
             return await self._on_update(s, connection, message_id, cid)
         if event_type == "created" and "created" not in s.events:
             # Only flags are wanted: note the new message's flag state (no event).
-            message = await self._read(connection, message_id, cid)
+            message = await self._read(s, connection, message_id, cid)
             if message is not None:
                 await self._remember_flag(s, message_id, message)
             return None
         return await self._deliver(s, connection, message_id, cid, event_type, lease, None)
 
     async def _read(
-        self, connection: Connection, message_id: str, cid: str, *, body: bool = False
+        self,
+        s: Subscription,
+        connection: Connection,
+        message_id: str,
+        cid: str,
+        *,
+        body: bool = False,
     ) -> dict[str, Any] | None:
         """The message's fields the event and filters need; its body only when a filter
         reads it (`mentionsMe`): bodies can be megabytes."""
-        mb = self._mailboxes.system(connection, correlation_id=cid)
+        # The watched mailbox: a poll-mode subscription's is another user's (shared) one.
+        mb = self._mailboxes.system(connection, correlation_id=cid, mailbox=s.mailbox)
         select = READ_SELECT + ",body" if body else READ_SELECT
         try:
             response = await mb.send(
@@ -215,7 +222,7 @@ class NotificationDelivery:
         fires nothing. Duplicate notifications of one transition compute the same `n`, so
         the ledger's claim keeps it one event."""
         message = await self._read(
-            connection, message_id, cid, body=Filters.model_validate(s.filters).reads_body
+            s, connection, message_id, cid, body=Filters.model_validate(s.filters).reads_body
         )
         if message is None:
             return None
@@ -275,7 +282,7 @@ class NotificationDelivery:
         filters = Filters.model_validate(s.filters)
         if message is None:
             try:
-                message = await self._read(connection, message_id, cid, body=filters.reads_body)
+                message = await self._read(s, connection, message_id, cid, body=filters.reads_body)
             except Exception:
                 await self._store.release(record, self._clock())  # the host's retry may claim
                 raise
@@ -284,9 +291,10 @@ class NotificationDelivery:
                 return "gone"
             if event_type == "created" and "flagged" in s.events:
                 await self._remember_flag(s, message_id, message)
-        # The watched mailbox's address, for mentionsMe: the connection's UPN (the primary
-        # SMTP address in most tenants; see docs/triggers.md for the limit).
-        if not matches(filters, message, me=(connection.mailbox,)):
+        # The watched mailbox's address, for mentionsMe: the shared mailbox a poll-mode
+        # subscription names, else the connection's UPN (the primary SMTP address in most
+        # tenants; see docs/triggers.md for the limit).
+        if not matches(filters, message, me=(s.mailbox or connection.mailbox,)):
             await self._store.settle(record, "filtered")
             return "filtered"
         kind = event_kind(event_type)
@@ -295,7 +303,7 @@ class NotificationDelivery:
             "connectionId": s.connection_id,
             "changeType": "created" if kind == "created" else "updated",
             "type": f"message.{kind}",
-            "mailbox": connection.mailbox,
+            "mailbox": s.mailbox or connection.mailbox,
             "occurredAt": record.first_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "messageId": message_id,
         }

@@ -1,5 +1,5 @@
 """The notification queue's jobs as the request path and resyncs send them (worker.py reads
-them): one job per message, lifecycle event or resync."""
+them): one job per message, lifecycle event, resync or poll."""
 
 from __future__ import annotations
 
@@ -48,3 +48,7 @@ class JobQueue:
     async def resync(self, subscription_id: str, cid: str) -> None:
         """Sweep the subscription's folder with delta (reconciliation)."""
         await self.send({"kind": "resync", "sub": subscription_id, "cid": cid})
+
+    async def poll(self, subscription_id: str, cid: str) -> None:
+        """Read a poll-mode subscription's folder with delta (shared/notifications/polling.py)."""
+        await self.send({"kind": "poll", "sub": subscription_id, "cid": cid})

@@ -3,6 +3,11 @@ alive (renew before expiry, recreate what Graph lost, resync after `missed`).
 
 Graph mail subscriptions live at most 7 days; the lifecycle timer calls `renew_due`, and the
 queue worker calls `on_lifecycle` for Graph's lifecycle events.
+
+The service chooses each subscription's mode: `push` (a Graph subscription) on the
+connection's own mailbox or for an application connection; `poll` for a delegated
+connection watching another user's mailbox, where Graph accepts no subscription. A poll
+subscription has no Graph side: the FolderPoller (polling.py) reads its folder on a timer.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from shared.graph.paths import graph_id
 from shared.notifications.auditing import connection_event
 from shared.notifications.filters import Filters
 from shared.notifications.jobs import JobQueue
+from shared.notifications.polling import FolderPoller
 from shared.notifications.webhooks import WebhookRejected, check_webhook, new_signing_secret
 from shared.store.connections import ConnectionStore
 from shared.store.deliveries import DELIVERY_ID, DeliveryRecord, DeliveryStore
@@ -57,6 +63,7 @@ class SubscriptionService:
         store: SubscriptionStore,
         deliveries: DeliveryStore,
         jobs: JobQueue,
+        poller: FolderPoller,
         audit: AuditSink,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -67,6 +74,7 @@ class SubscriptionService:
         self._store = store
         self._deliveries = deliveries
         self._jobs = jobs
+        self._poller = poller
         self._audit = audit
         self._clock = clock
 
@@ -87,8 +95,13 @@ class SubscriptionService:
         include_message: bool,
         cid: str,
         events: tuple[str, ...] = ("created",),
+        mailbox: str | None = None,
     ) -> Created:
-        mb = await self._mailboxes.open(caller, connection_id, write=True, correlation_id=cid)
+        # The mailbox is validated and authorized as a mail read's is: its shape here, the
+        # right to read it by Graph on the first read (the baseline below).
+        mb = await self._mailboxes.open(
+            caller, connection_id, mailbox, write=True, correlation_id=cid
+        )
         connection = mb.connection
         try:
             checked = await check_webhook(
@@ -101,10 +114,24 @@ class SubscriptionService:
             ) from None
         client_state = secrets.token_urlsafe(32)  # 256 bits
         signing_secret = new_signing_secret()  # whsec_<base64 of 32 bytes>
+        subscription_id = secrets.token_urlsafe(16)
+        if mb.is_shared:
+            return await self._create_polled(
+                caller,
+                mb,
+                subscription_id,
+                notification_url=checked.url,
+                folder=folder,
+                filters=filters,
+                include_message=include_message,
+                events=events,
+                client_state=client_state,
+                signing_secret=signing_secret,
+            )
         delta_link = await self.baseline(mb, folder)
         graph_id_, expires = await self._create_graph(mb, folder, client_state, events)
         subscription = Subscription(
-            id=secrets.token_urlsafe(16),
+            id=subscription_id,
             connection_id=connection.id,
             graph_id=graph_id_,
             notification_url=checked.url,
@@ -126,6 +153,58 @@ class SubscriptionService:
             await self._delete_graph(mb, subscription)
             raise
         self._emit("subscription.created", Outcome.SUCCESS, cid, connection, caller=caller)
+        return Created(subscription, signing_secret)
+
+    async def _create_polled(
+        self,
+        caller: Caller,
+        mb: ConnectedMailbox,
+        subscription_id: str,
+        *,
+        notification_url: str,
+        folder: str,
+        filters: Filters,
+        include_message: bool,
+        events: tuple[str, ...],
+        client_state: str,
+        signing_secret: str,
+    ) -> Created:
+        """Another user's mailbox through a delegated connection: Graph refuses a push
+        subscription there (docs/triggers.md "Shared mailboxes"), so the folder is polled."""
+        now = self._clock()
+        try:
+            delta_link = await self._poller.baseline(mb, subscription_id, folder)
+            subscription = Subscription(
+                id=subscription_id,
+                connection_id=mb.connection.id,
+                graph_id="",
+                notification_url=notification_url,
+                folder=folder,
+                filters=filters.model_dump(by_alias=True, exclude_none=True),
+                include_message=include_message,
+                expires=now,  # nothing expires: no Graph side (shown as null)
+                created_at=now,
+                client_state=client_state,
+                signing_secret=signing_secret,
+                creator_tid=caller.tenant_id,
+                creator_oid=caller.oid,
+                events=events,
+                mode="poll",
+                mailbox=mb.key,
+            )
+            await self._store.save(subscription)
+            await self._poller.start(subscription_id, delta_link)
+        except Exception:
+            # A refused or failed start leaves nothing behind (the seeded membership too).
+            await self._poller.forget(subscription_id)
+            await self._deliveries.delete_for(subscription_id)  # the seeded flag states
+            stored = await self._store.get(subscription_id)
+            if stored is not None:
+                await self._store.delete(stored)
+            raise
+        self._emit(
+            "subscription.created", Outcome.SUCCESS, mb.correlation_id, mb.connection, caller=caller
+        )
         return Created(subscription, signing_secret)
 
     async def list_for(self, caller: Caller, connection_id: str) -> list[Subscription]:
@@ -181,9 +260,7 @@ class SubscriptionService:
     ) -> None:
         mb = await self._mailboxes.open(caller, connection_id, write=True, correlation_id=cid)
         connection = mb.connection
-        subscription = await self._store.get(subscription_id)
-        if subscription is None or subscription.connection_id != connection.id:
-            raise NotFound("No such subscription on this connection.")
+        subscription = await self._own(connection, subscription_id)
         await self._delete_graph(mb, subscription)
         await self._remove(subscription)
         self._emit("subscription.deleted", Outcome.SUCCESS, cid, connection, caller=caller)
@@ -191,12 +268,16 @@ class SubscriptionService:
     async def _remove(self, subscription: Subscription) -> None:
         await self._store.delete(subscription)
         await self._deliveries.delete_for(subscription.id)
+        if subscription.polled:
+            await self._poller.forget(subscription.id)
 
     async def disable(self, s: Subscription, connection: Connection, cid: str) -> None:
         """The receiver answered 410 Gone: no more events. Graph's side is removed (so no
         more notifications arrive); ours stays, marked disabled, until the caller deletes it."""
         s.disabled = True
         await self._store.save(s)
+        if s.polled:
+            await self._poller.forget(s.id)  # no more reads either
         try:
             await self._delete_graph(self._mailboxes.system(connection, correlation_id=cid), s)
         except Exception:  # Graph expires it anyway; the worker drops its jobs meanwhile
@@ -222,7 +303,7 @@ class SubscriptionService:
         within = timedelta(hours=self._settings.SUBSCRIPTION_RENEW_WITHIN_HOURS)
         renewed = 0
         for s in await self._store.expiring_before(now + within):
-            if s.disabled:
+            if s.disabled or s.polled:  # a poll subscription has no Graph side to renew
                 continue
             connection = await self._connection_store.get(s.connection_id)
             if connection is None:
@@ -248,7 +329,9 @@ class SubscriptionService:
         cid = uuid.uuid4().hex
         now = self._clock()
         queued = 0
-        for subscription_id in await self._store.all_ids():
+        # A poll subscription's resync job is one more poll (the worker routes it).
+        everyone = sorted({*await self._store.all_ids(), *await self._poller.ids()})
+        for subscription_id in everyone:
             await self._jobs.resync(subscription_id, cid)
             queued += 1
             # Events a worker claimed and then died with, its job gone: claimable again.
@@ -374,6 +457,8 @@ class SubscriptionService:
         return str(body["id"]), expires
 
     async def _delete_graph(self, mb: ConnectedMailbox, s: Subscription) -> None:
+        if s.polled:
+            return  # no Graph side
         # Already gone on Graph's side (expired, removed) is fine.
         with contextlib.suppress(NotFound):
             await mb.send(GraphRequest("DELETE", f"/subscriptions/{graph_id(s.graph_id)}"))

@@ -14,10 +14,12 @@ from shared.crypto.keyring import KeyRingCache
 from shared.notifications.delivery import NotificationDelivery
 from shared.notifications.intake import NotificationIntake
 from shared.notifications.jobs import JobQueue
+from shared.notifications.polling import FolderPoller
 from shared.notifications.subscriptions import SubscriptionService
 from shared.notifications.worker import NotificationWorker
 from shared.store.connections import ConnectionStore
 from shared.store.deliveries import DeliveryStore
+from shared.store.polls import PollStore
 from shared.store.queue import WorkQueue
 from shared.store.subscriptions import SubscriptionStore
 from shared.store.table_set import TableSet
@@ -28,6 +30,7 @@ class Notifications:
     subscriptions: SubscriptionService
     intake: NotificationIntake
     worker: NotificationWorker
+    poller: FolderPoller
     aclose: Callable[[], Awaitable[None]]
 
 
@@ -45,6 +48,14 @@ def build_notifications(
     store = SubscriptionStore(tables, key_ring)
     jobs = JobQueue(queue)
     deliveries = DeliveryStore(tables)
+    poller = FolderPoller(
+        settings,
+        mailboxes=mailboxes,
+        store=PollStore(tables),
+        flags=deliveries,
+        jobs=jobs,
+        audit=audit,
+    )
     subscriptions = SubscriptionService(
         settings,
         connections=connections,
@@ -53,6 +64,7 @@ def build_notifications(
         store=store,
         deliveries=deliveries,
         jobs=jobs,
+        poller=poller,
         audit=audit,
     )
     delivery = NotificationDelivery(
@@ -63,10 +75,12 @@ def build_notifications(
         connection_store=connection_store,
         subscriptions=subscriptions,
         delivery=delivery,
+        poller=poller,
     )
 
     async def aclose() -> None:
         await delivery.aclose()
         await queue.aclose()
 
-    return Notifications(subscriptions, NotificationIntake(store, jobs, audit), worker, aclose)
+    intake = NotificationIntake(store, jobs, audit)
+    return Notifications(subscriptions, intake, worker, poller, aclose)

@@ -1,5 +1,6 @@
 """The notification queue's worker: reads one job and hands it to the module that does it
-(a `change` to delivery; `resync` and lifecycle events to the subscriptions)."""
+(a `change` to delivery; `resync` and lifecycle events to the subscriptions; `poll`, and a
+poll-mode subscription's `resync`, to the poller)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import uuid
 
 from shared.notifications.delivery import NotificationDelivery
+from shared.notifications.polling import FolderPoller
 from shared.notifications.subscriptions import SubscriptionService
 from shared.store.connections import ConnectionStore
 from shared.store.subscriptions import SubscriptionStore
@@ -20,11 +22,13 @@ class NotificationWorker:
         connection_store: ConnectionStore,
         subscriptions: SubscriptionService,
         delivery: NotificationDelivery,
+        poller: FolderPoller,
     ) -> None:
         self._store = store
         self._connection_store = connection_store
         self._subscriptions = subscriptions
         self._delivery = delivery
+        self._poller = poller
 
     async def work(self, text: str) -> None:
         job = json.loads(text)
@@ -49,7 +53,10 @@ class NotificationWorker:
             )
             if ended == "disabled":
                 await self._subscriptions.disable(subscription, connection, cid)
+        elif kind == "poll" or (kind == "resync" and subscription.polled):
+            # A poll-mode subscription's reconciliation sweep is a poll: the same delta read.
+            await self._poller.poll(subscription, connection, cid)
         elif kind == "resync":
             await self._subscriptions.resync(subscription, connection, cid)
-        elif kind == "lifecycle":
+        elif kind == "lifecycle" and not subscription.polled:
             await self._subscriptions.on_lifecycle(subscription, connection, str(job["event"]), cid)

@@ -10,6 +10,12 @@ Table `subscriptions`:
   endpoint looks subscriptions up by the id Graph sends; ours survives a re-creation);
 - `PartitionKey = "conn-<connection id>", RowKey = <subscription id>`: a connection's list.
 
+A poll-mode subscription (`Mode = "poll"`: another user's mailbox, read with delta on a
+timer, docs/triggers.md "Shared mailboxes") has no Graph side: no Graph id, no `graph-` index
+row, no expiry hint; its own state lives in shared/store/polls.py. `Mailbox` names the shared
+mailbox it watches (absent: the connection's own). Rows written before modes existed have
+neither column and are push subscriptions on the connection's mailbox.
+
 Table `subscriptionexpiry`: `PartitionKey = "expiry", RowKey = <expiry yyyyMMddHHmmss>-<id>`,
 `Id`: the renewal index (a hint per saved expiry; the subscription row is the truth). The
 lifecycle timer reads the range before its cutoff, never the whole `subscriptions` table.
@@ -69,6 +75,14 @@ class Subscription:
     disabled: bool = False
     # Which events the caller wants: "created" and/or "flagged".
     events: tuple[str, ...] = ("created",)
+    # "push" (a Graph subscription notifies us) or "poll" (we read the folder with delta).
+    mode: str = "push"
+    # The watched mailbox when it is not the connection's own (UPN or id, as the caller named it).
+    mailbox: str | None = None
+
+    @property
+    def polled(self) -> bool:
+        return self.mode == "poll"
 
     def created_by(self, tenant_id: str, oid: str) -> bool:
         return self.creator_oid is not None and (self.creator_tid, self.creator_oid) == (
@@ -96,6 +110,10 @@ def _columns(s: Subscription) -> dict[str, Any]:
         columns["Disabled"] = True
     if s.events != ("created",):
         columns["Events"] = " ".join(s.events)
+    if s.polled:
+        columns["Mode"] = s.mode
+    if s.mailbox:
+        columns["Mailbox"] = s.mailbox
     if s.creator_oid:
         columns["CreatorTid"] = s.creator_tid
         columns["CreatorOid"] = s.creator_oid
@@ -132,15 +150,18 @@ class SubscriptionStore:
         secrets = json.dumps({"c": s.client_state, "s": s.signing_secret}).encode()
         sealed = (await self._keys.envelope()).seal(secrets, self._address(s.id), PREFIX)
         with storage_errors("save subscription"):
-            await table.upsert_entity(
-                {"PartitionKey": f"graph-{s.graph_id}", "RowKey": "index", "Id": s.id},
-                mode=UpdateMode.REPLACE,
-            )
+            if s.graph_id:
+                await table.upsert_entity(
+                    {"PartitionKey": f"graph-{s.graph_id}", "RowKey": "index", "Id": s.id},
+                    mode=UpdateMode.REPLACE,
+                )
             await table.upsert_entity(
                 {"PartitionKey": f"conn-{s.connection_id}", "RowKey": s.id},
                 mode=UpdateMode.REPLACE,
             )
             await table.upsert_entity({**_columns(s), **sealed}, mode=UpdateMode.REPLACE)
+            if s.polled:
+                return  # nothing to renew: no expiry hint
             # The expiry hint after the row, so that a hint always finds its row; the hint of
             # an earlier expiry is dropped when it comes due (expiring_before).
             index = await self._tables.table(EXPIRY)
@@ -181,6 +202,8 @@ class SubscriptionStore:
             creator_oid=str(entity["CreatorOid"]) if entity.get("CreatorOid") else None,
             disabled=bool(entity.get("Disabled")),
             events=tuple(str(entity.get("Events") or "created").split()),
+            mode=str(entity.get("Mode") or "push"),
+            mailbox=str(entity["Mailbox"]) if entity.get("Mailbox") else None,
         )
 
     async def by_graph_id(self, graph_id: str) -> Subscription | None:
@@ -224,9 +247,10 @@ class SubscriptionStore:
         found: list[Subscription] = []
         for key, subscription_id in hints:
             s = await self.get(subscription_id)
-            if s is None or _expiry_key(s) != key:
+            if s is None or s.polled or _expiry_key(s) != key:
                 # A hint is never the truth: the subscription went, or was renewed since
-                # (its row names a later hint). Stale hints are dropped when they come due.
+                # (its row names a later hint), or polls (the one-time backfill may have
+                # indexed it). Stale hints are dropped when they come due.
                 with storage_errors("drop expiry hint"), contextlib.suppress(ResourceNotFoundError):
                     await index.delete_entity(EXPIRY_PARTITION, key)
                 continue
@@ -277,11 +301,10 @@ class SubscriptionStore:
         with storage_errors("delete subscription"):
             with contextlib.suppress(ResourceNotFoundError):
                 await index.delete_entity(EXPIRY_PARTITION, _expiry_key(s))
-            for pk, rk in (
-                (s.id, ROW),
-                (f"graph-{s.graph_id}", "index"),
-                (f"conn-{s.connection_id}", s.id),
-            ):
+            rows = [(s.id, ROW), (f"conn-{s.connection_id}", s.id)]
+            if s.graph_id:
+                rows.append((f"graph-{s.graph_id}", "index"))
+            for pk, rk in rows:
                 with contextlib.suppress(ResourceNotFoundError):
                     await table.delete_entity(pk, rk)
             async for row in seen.query_entities(

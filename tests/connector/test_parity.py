@@ -215,6 +215,25 @@ def test_the_trigger_outputs_the_new_messages_headers_typed() -> None:
     assert "body" not in fields
 
 
+def test_the_trigger_takes_events_mailbox_and_filters_and_its_bookkeeping_is_internal() -> None:
+    _, _, trigger = op_by_id("SubscriptionsCreate")
+    (body,) = [p for p in trigger["parameters"] if p["in"] == "body"]
+    inputs = definition()["definitions"][ref_name(body["schema"])]["properties"]
+
+    assert {"events", "mailbox", "folder", "from", "to", "cc", "importance"} <= set(inputs)
+    assert {"hasAttachments", "subjectContains", "includeMessage"} <= set(inputs)
+    assert inputs["events"]["items"]["enum"] == ["created", "flagged"]
+    assert (inputs["mailbox"]["x-ms-summary"], inputs["mailbox"]["x-ms-visibility"]) == (
+        "Shared Mailbox",
+        "advanced",
+    )
+    assert inputs["notificationUrl"]["x-ms-visibility"] == "internal"
+    for op_id in ("SubscriptionsList", "SubscriptionsDelete"):
+        assert op_by_id(op_id)[2]["x-ms-visibility"] == "internal", op_id
+    for op_id in ("DeliveriesList", "DeliveriesRedeliver"):
+        assert op_by_id(op_id)[2]["x-ms-visibility"] == "advanced", op_id
+
+
 def test_attachment_content_is_typed_as_bytes() -> None:
     found = [
         (name, schema)

@@ -46,6 +46,7 @@ def app_settings(
         "CURSOR_SECRET": base64.b64encode(os.urandom(32)).decode(),
         "LIFECYCLE_SCHEDULE": NEVER,
         "RECONCILE_SCHEDULE": NEVER,
+        "POLL_SCHEDULE": NEVER,
     }
 
 

@@ -130,7 +130,9 @@ class FakeMailbox:
 
 
 class FakeMailboxes:
-    def system(self, connection: Any, *, correlation_id: str) -> FakeMailbox:
+    def system(
+        self, connection: Any, *, correlation_id: str, mailbox: str | None = None
+    ) -> FakeMailbox:
         return FakeMailbox()
 
 
