@@ -35,7 +35,7 @@ from shared.notifications.jobs import JobQueue
 from shared.notifications.polling import FolderPoller
 from shared.notifications.webhooks import WebhookRejected, check_webhook, new_signing_secret
 from shared.store.connections import ConnectionStore
-from shared.store.deliveries import DELIVERY_ID, DeliveryRecord, DeliveryStore
+from shared.store.deliveries import DELIVERY_ID, DeliveryRecord, DeliveryStore, FlagState
 from shared.store.subscriptions import Subscription, SubscriptionStore
 
 logger = logging.getLogger(__name__)
@@ -128,8 +128,19 @@ class SubscriptionService:
                 client_state=client_state,
                 signing_secret=signing_secret,
             )
-        delta_link = await self.baseline(mb, folder)
-        graph_id_, expires = await self._create_graph(mb, folder, client_state, events)
+        # A `flagged` subscription starts from the folder's flag states: a message flagged
+        # before it must not fire when it is next changed (marked read, say).
+        flagged: list[str] | None = [] if "flagged" in events else None
+        delta_link = await self.baseline(mb, folder, flagged=flagged)
+        try:
+            for message_id in flagged or ():
+                await self._deliveries.set_flag_state(
+                    subscription_id, message_id, True, 0, FlagState(None, 0, None)
+                )
+            graph_id_, expires = await self._create_graph(mb, folder, client_state, events)
+        except Exception:
+            await self._deliveries.delete_for(subscription_id)  # the seeded flag states
+            raise
         subscription = Subscription(
             id=subscription_id,
             connection_id=connection.id,
@@ -151,6 +162,7 @@ class SubscriptionService:
             await self._store.save(subscription)
         except Exception:
             await self._delete_graph(mb, subscription)
+            await self._deliveries.delete_for(subscription_id)
             raise
         self._emit("subscription.created", Outcome.SUCCESS, cid, connection, caller=caller)
         return Created(subscription, signing_secret)
@@ -390,15 +402,27 @@ class SubscriptionService:
             counts={"items": len(ids)},
         )
 
-    async def baseline(self, mb: ConnectedMailbox, folder: str) -> str | None:
-        """The folder's current delta link: a later `missed` resync reads changes since."""
+    async def baseline(
+        self, mb: ConnectedMailbox, folder: str, *, flagged: list[str] | None = None
+    ) -> str | None:
+        """The folder's current delta link: a later `missed` resync reads changes since.
+        Given `flagged`, the ids of the messages flagged now are added to it."""
         first = GraphRequest(
             "GET",
             f"{mb.path.folder_messages(folder)}/delta",
-            params={"$select": "id,receivedDateTime"},
+            params={"$select": "id,receivedDateTime" + (",flag" if flagged is not None else "")},
             prefer=_PAGE,
         )
         async for body in mb.pages(first, max_pages=_DELTA_PAGES):
+            if flagged is not None:
+                flagged.extend(
+                    item["id"]
+                    for item in body.get("value") or []
+                    if isinstance(item, dict)
+                    and isinstance(item.get("id"), str)
+                    and "@removed" not in item
+                    and (item.get("flag") or {}).get("flagStatus") == "flagged"
+                )
             if body.get("@odata.deltaLink"):
                 return str(body["@odata.deltaLink"])
         return None

@@ -693,6 +693,36 @@ def test_flagged_fires_once_per_transition_to_flagged(
     assert first.headers["webhook-id"] != second.headers["webhook-id"]
 
 
+def test_a_message_flagged_before_subscribing_fires_only_on_its_next_transition(
+    alice: Caller, sandbox: SandboxServer, receiver: Receiver, notify_app: tuple[AppServer, Path]
+) -> None:
+    [message_id] = seed(sandbox)
+    answer = alice.post(f"/messages/{message_id}/flag", {"flagStatus": "flagged"})
+    assert answer.status_code == 200, answer.text
+    subscribe(alice, receiver, events=["flagged"])  # the creation records the flag it finds
+
+    def delivered() -> int:
+        return int(graph_subscriptions(sandbox)[0]["delivered"])
+
+    def change(path: str, body: dict[str, Any]) -> None:
+        before = delivered()
+        answer = alice.post(f"/messages/{message_id}{path}", body)
+        assert answer.status_code == 200, answer.text
+        wait_until(lambda: delivered() > before, 30, "Graph's notification of the change")
+        notify_app[0].wait_idle()
+
+    change("/markRead", {"isRead": True})  # still flagged: no transition
+    change("/flag", {"flagStatus": "flagged"})  # a re-flag: none either
+    settle()
+    assert receiver.received == []
+    change("/flag", {"flagStatus": "notFlagged"})
+    change("/flag", {"flagStatus": "flagged"})
+    [event] = receiver.wait_for(lambda got: len(got) >= 1)
+    settle()
+    assert len(receiver.received) == 1
+    assert (event.json()["type"], event.json()["messageId"]) == ("message.flagged", message_id)
+
+
 def test_the_reconciliation_timer_delivers_what_graph_never_notified_once(
     alice: Caller,
     sandbox: SandboxServer,
