@@ -399,9 +399,14 @@ def split_profile(path: Path) -> tuple[float, dict[str, float], list[tuple[str, 
             continue  # the event loop waiting for I/O: idle, not work
         for name, share in resolve(func).items():
             buckets[name] += tottime * share
+
+    def owner(func: Any) -> str:
+        shares = resolve(func)
+        return max(shares, key=lambda name: shares[name])
+
     top = sorted(
         (
-            (f"{Path(f[0]).name}:{f[1]}({f[2]}) [{max(resolve(f), key=resolve(f).get)}]", v[2])
+            (f"{Path(f[0]).name}:{f[1]}({f[2]}) [{owner(f)}]", v[2])
             for f, v in raw.items()
             if not (f[0] == "~" and "poll' of 'select." in f[2])
         ),
