@@ -32,8 +32,9 @@ bench: bootstrap
 	$(PY) benchmarks/request_overhead.py || status=1; \
 	exit $$status
 
-# The token lifecycle's refresh job: 10,000 due connections at sandbox latency 20 ms
-# (BENCH_ARGS="--connections 2000" for a quicker run), then the CPU one refresh costs,
+# The token lifecycle's refresh job: 10,000 due connections at sandbox latency 20 ms, worked
+# by one worker process (16 and 32 refreshes in flight) and by two (16 each) from the same
+# queue (BENCH_ARGS="--connections 3000" for a quicker run), then the CPU one refresh costs,
 # part by part (what bounds the job on a small machine). Figures: benchmarks/README.md.
 bench-refresh: bootstrap
 	@$(PY) benchmarks/refresh.py $(BENCH_ARGS)
@@ -50,9 +51,11 @@ bench-write: bootstrap
 bench-export: bootstrap
 	@$(PY) benchmarks/export.py
 
-# This app against msgraph-sdk-python and python-o365 (list 50, get 10, send 5, mark 20 read)
-# on one sandbox. The peers are benchmark-only: installed into .venv/bench from
-# requirements-bench.txt, never into the app's requirements. Figures: benchmarks/README.md.
+# This app against msgraph-sdk-python (PATCH each, and $batch), python-o365 (its default delay,
+# and none) and a bare httpx client as the floor (list 50, get 10, send 5, mark 20 read) on
+# one sandbox, then a profile of the dev host's share. The peers are benchmark-only: installed
+# into .venv/bench from requirements-bench.txt, never into the app's requirements.
+# Figures: benchmarks/README.md.
 bench-peers: bootstrap
 	@if [ ! -x $(VENV)/bench/bin/python ] || ! cat requirements.txt requirements-bench.txt | cmp -s - $(VENV)/bench/.requirements; then \
 		echo "bench-peers: installing the peers into $(VENV)/bench"; \
