@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from devhost.server import DevHost
+from devhost.server import DevHost, _bind
 from tests.devhost import sample_app
 from tests.devhost.conftest import FUNCTION_KEY, MASTER_KEY, base_env, write_host_json
 
@@ -247,3 +248,19 @@ def test_empty_route_prefix_serves_routes_at_the_root(unprefixed_host: DevHost) 
     response = httpx.get(f"{unprefixed_host.base_url}/items/new")
 
     assert response.json() == {"handler": "new_item_form"}
+
+
+def test_the_listening_socket_says_tcp_so_responses_are_not_delayed_by_nagle() -> None:
+    # asyncio turns TCP_NODELAY on only for accepted sockets whose protocol is TCP, and they
+    # inherit it from the listener: with protocol 0 each small response after the first on
+    # a kept-alive connection waited ~40 ms (Nagle + delayed ACK).
+    sock = _bind("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+        sock.listen()
+        with socket.create_connection(sock.getsockname()):
+            accepted, _ = sock.accept()
+            with accepted:
+                assert accepted.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()
