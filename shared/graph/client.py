@@ -15,7 +15,6 @@ pipeline around each call, each step its own piece:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import re
@@ -36,6 +35,7 @@ from shared.graph.limiter import MailboxLimiter
 from shared.graph.paths import is_relative_graph_path, is_within_base
 from shared.graph.retry import RetryPolicy
 from shared.tls import outbound_ssl_context
+from shared.wirejson import loads
 
 if TYPE_CHECKING:
     from shared.config import Settings
@@ -103,7 +103,7 @@ class GraphResponse:
     request_id: str | None  # Graph's `request-id`, for audit and support cases
 
     def json(self) -> Any:
-        return json.loads(self.content) if self.content else None
+        return loads(self.content) if self.content else None
 
 
 class GraphClient:
