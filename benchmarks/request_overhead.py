@@ -7,7 +7,7 @@ medians.
 | list 50 | `GET messages?top=50` | `GET /me/mailFolders/inbox/messages?$top=50` + JSON parse |
 | get one | `GET messages/{id}` | `GET /me/messages/{id}` + JSON parse |
 | send (small) | `POST messages/send` (one recipient, a short text) | `POST /me/sendMail` |
-| bulk 20 | `POST messages/bulk` (markRead, 20 ids) | one `POST /$batch` of 20 PATCHes + JSON parse |
+| bulk 20 | `POST messages/bulk` (markRead, 20 ids) | one `POST /$batch` of 20 PATCHes + parse |
 
 "In process" calls the function's handler with a real `func.HttpRequest`: caller-token
 validation, authorization, the per-worker connection and access-token caches, the Graph
@@ -19,7 +19,7 @@ app's work plus its HTTP client; the sandbox runs in its own process).
 Run with `make bench`, or `python benchmarks/request_overhead.py` (BENCH_RUNS rounds, 40 by
 default). `--profile OP` (list, get, send, bulk) profiles the in-process path instead:
 the time per stage over BENCH_RUNS calls, the JSON work on a real Graph page, then cProfile's
-top functions. Targets (issue #22): every operation ≤ 1.10× bare and ≤ 0.6 ms added at the
+top functions. Targets (issue #22): every operation ≤ 1.10 times bare and ≤ 0.6 ms added at the
 median.
 """
 
@@ -128,7 +128,12 @@ async def run(sandbox, settings, work: Path, profile: str | None) -> None:  # ty
     route = {"connectionId": connection.id}
 
     def request(
-        method: str, path: str, *, params: dict[str, str] | None = None, body: Any = None, **more: str
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+        **more: str,
     ) -> func.HttpRequest:
         return func.HttpRequest(
             method,
@@ -333,8 +338,8 @@ async def _profile(op: Operation, container: Any, graph_page: bytes) -> None:
     print(f"  {'total':<38} {total:6.3f} ms median, {mean_total:.3f} ms mean")
 
     if op.name == "list 50":
-        if os.environ.get("BENCH_PAGE_OUT"):
-            Path(os.environ["BENCH_PAGE_OUT"]).write_bytes(graph_page)
+        if os.environ.get("BENCH_PAGE_OUT"):  # the page itself, for trying codecs on it
+            Path(os.environ["BENCH_PAGE_OUT"]).write_bytes(graph_page)  # noqa: ASYNC240
         _json_costs(graph_page)
 
     profiler = cProfile.Profile()

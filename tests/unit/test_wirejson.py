@@ -106,7 +106,7 @@ class Point:
 @pytest.mark.parametrize(
     "value",
     [
-        {1: "int key", None: "none key", True: "bool key"},
+        {1: "int key", None: "none key", False: "bool key", 2.5: "float key"},
         {"enum": Colour.RED},
         [NotANumber("nan"), NotANumber("inf")],
         [2**64, -(2**63) - 1],
