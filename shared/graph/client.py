@@ -204,7 +204,6 @@ class GraphClient:
             extra=request.headers,
         )
         idempotent = request.is_idempotent
-        template = path_template(url, self.base_url)
         started = self._clock()
         attempt = 0
         while True:
@@ -240,7 +239,7 @@ class GraphClient:
                 logger.info(
                     "graph %s %s failed: %s (attempt %d, retry in %s)",
                     request.method,
-                    template,
+                    path_template(url, self.base_url),
                     type(exc).__name__,
                     attempt,
                     "-" if delay is None else f"{delay:.2f}s",
@@ -252,17 +251,19 @@ class GraphClient:
 
             status = response.status_code
             request_id = response.headers.get("request-id")
-            # Why no query, no mailbox, no ids in logs: filters carry addresses and subjects.
-            logger.log(
-                logging.DEBUG if status < 400 else logging.INFO,
-                "graph %s %s -> %d in %.0f ms (request-id %s, attempt %d)",
-                request.method,
-                template,
-                status,
-                (self._clock() - attempt_started) * 1000,
-                request_id,
-                attempt,
-            )
+            level = logging.DEBUG if status < 400 else logging.INFO
+            if logger.isEnabledFor(level):  # the template is work only a written line needs
+                # Why no query, no mailbox, no ids in logs: filters carry addresses, subjects.
+                logger.log(
+                    level,
+                    "graph %s %s -> %d in %.0f ms (request-id %s, attempt %d)",
+                    request.method,
+                    path_template(url, self.base_url),
+                    status,
+                    (self._clock() - attempt_started) * 1000,
+                    request_id,
+                    attempt,
+                )
             if status < 400:
                 return GraphResponse(status, response.headers, content, request_id)
             retry_after = parse_retry_after(response.headers)
