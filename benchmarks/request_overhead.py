@@ -281,6 +281,12 @@ def _report(operations: list[Operation]) -> None:
             )
         app = statistics.median(op.samples["in-process"])
         met = met and app / base <= TARGET_RATIO and app - base <= TARGET_ADDED_MS
+    # The peer benchmark's sequence (benchmarks/peers.py): list 50, get 10, send 5, mark 20
+    # read in one bulk call. CPU of this process: the app's work plus its HTTP client's.
+    counts = {"list 50": 1, "get one": 10, "send (small)": 5, "bulk 20": 1}
+    for side in ("bare", "in-process"):
+        total = sum(statistics.median(op.cpu[side]) * counts[op.name] for op in operations)
+        print(f"  peer sequence (list 50, 10 get, 5 send, bulk 20), CPU {side}: {total:.1f} ms")
     print(f"targets (in-process ≤ {TARGET_RATIO}x and ≤ {TARGET_ADDED_MS} ms added): ", end="")
     print("met" if met else "NOT met")
 
@@ -322,10 +328,17 @@ async def _profile(op: Operation, container: Any, graph_page: bytes) -> None:
     timed(container.graph, "send", "Graph call (network + sandbox)")
     timed_sync(container.audit, "emit", "audit")
     totals: list[float] = []
-    for _ in range(RUNS):
-        started = time.perf_counter()
+    bare: list[float] = []
+    cpu = {"bare": 0.0, "in-process": 0.0}
+    for _ in range(RUNS):  # interleaved with the bare call, to compare the Graph call with it
+        started, cpu_started = time.perf_counter(), time.process_time()
         await op.app()
         totals.append((time.perf_counter() - started) * 1000)
+        cpu["in-process"] += time.process_time() - cpu_started
+        started, cpu_started = time.perf_counter(), time.process_time()
+        await op.bare()
+        bare.append((time.perf_counter() - started) * 1000)
+        cpu["bare"] += time.process_time() - cpu_started
     total = statistics.median(totals)
     print(f"{op.name}: in-process, {RUNS} calls, per call (median; sum of means for the rest):")
     accounted = 0.0
@@ -336,6 +349,11 @@ async def _profile(op: Operation, container: Any, graph_page: bytes) -> None:
     mean_total = sum(totals) / RUNS
     print(f"  {'everything else (handler, JSON, ...)':<38} {mean_total - accounted:6.3f} ms (mean)")
     print(f"  {'total':<38} {total:6.3f} ms median, {mean_total:.3f} ms mean")
+    print(f"  {'the bare call, interleaved':<38} {statistics.median(bare):6.3f} ms median")
+    print(
+        f"  CPU per call: in-process {cpu['in-process'] * 1000 / RUNS:.3f} ms, "
+        f"bare {cpu['bare'] * 1000 / RUNS:.3f} ms"
+    )
 
     if op.name == "list 50":
         if os.environ.get("BENCH_PAGE_OUT"):  # the page itself, for trying codecs on it
