@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.audit.events import AuditEvent, AuditSink
+from shared.audit.queued import QueuedAuditSink
 
 AUDIT_LOGGER = "outlook_integration.audit"
 # Log records carrying this attribute become customEvents in Application Insights
@@ -18,18 +19,27 @@ _CUSTOM_EVENT_NAME = "microsoft.custom_event.name"
 
 
 class JsonLinesAuditSink:
-    """Appends one JSON object per line; safe across threads of one worker."""
+    """Appends one JSON object per line; safe across threads of one worker.
+
+    The file is opened for each event (it may be moved or deleted between two), its folder
+    made when the file cannot be opened for want of it, not checked before every event."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
 
     def emit(self, event: AuditEvent) -> None:
-        line = json.dumps(event.to_record(), separators=(",", ":"), sort_keys=True)
+        line = json.dumps(event.to_record(), separators=(",", ":"), sort_keys=True) + "\n"
         with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as handle:
-                handle.write(line + "\n")
+            try:
+                self._append(line)
+            except FileNotFoundError:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._append(line)
+
+    def _append(self, line: str) -> None:
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(line)
 
 
 class ApplicationInsightsAuditSink:
@@ -69,4 +79,6 @@ def build_audit_sink(app_insights_connection_string: str | None, jsonl_path: Pat
     logger = logging.getLogger(AUDIT_LOGGER)
     logger.setLevel(logging.INFO)
     logger.propagate = False  # audit events are not logs: keep them out of the host's log
-    return ApplicationInsightsAuditSink(logger)
+    # Off the request's path (shared/audit/queued.py). The JSON-lines sink above stays
+    # synchronous: it is the local one, and a line is in the file when the response is sent.
+    return QueuedAuditSink(ApplicationInsightsAuditSink(logger))

@@ -101,6 +101,10 @@ class SigningKeys:
         key = self._keys.get(kid)
         return key if key is not None else self._unknown()
 
+    def knows(self, kid: str) -> bool:
+        """Is `kid` among the keys of the last successful fetch?"""
+        return kid in self._keys
+
     def _fetch_due(self) -> bool:
         return self._last_attempt is None or self._clock() - self._last_attempt >= self._cooldown
 

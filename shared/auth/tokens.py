@@ -33,6 +33,7 @@ from shared.auth.jwks import (
     pyjwk_fetcher,
 )
 from shared.auth.policy import require_api_access
+from shared.auth.verified import VerifiedToken, VerifiedTokens
 from shared.config import Settings
 from shared.errors import AuthorityUnavailable, Forbidden, Unauthorized
 from shared.tls import outbound_ssl_context
@@ -154,7 +155,7 @@ def _origin(url: str) -> str:
 
 class JwtCallerAuthenticator:
     """The `CallerAuthenticator` for Entra ID bearer tokens (one per worker: it owns the
-    signing-key cache)."""
+    signing-key cache and remembers the tokens it accepted until they expire)."""
 
     def __init__(
         self,
@@ -163,11 +164,13 @@ class JwtCallerAuthenticator:
         audit: AuditSink,
         *,
         clock: Callable[[], float] = time.time,
+        verified: VerifiedTokens | None = None,
     ) -> None:
         self._rules = rules
         self._keys = keys
         self._audit = audit
         self._clock = clock
+        self._verified = verified if verified is not None else VerifiedTokens()
 
     @classmethod
     def from_settings(cls, settings: Settings, audit: AuditSink) -> JwtCallerAuthenticator:
@@ -183,7 +186,12 @@ class JwtCallerAuthenticator:
         claims: dict[str, Any] | None = None
         try:
             token = _bearer_token(authorization)
-            key = await self._signing_key(token)
+            digest = VerifiedTokens.key(token)
+            remembered = self._remembered(digest)
+            if remembered is not None:
+                return remembered
+            header = _checked_header(token)
+            key = await self._signing_key(token, header)
             claims = _verified_claims(token, key)
             caller = self._caller(claims)
             require_api_access(caller)
@@ -196,10 +204,27 @@ class JwtCallerAuthenticator:
         except Forbidden:
             self._deny(DenialReason.MISSING_ROLE, correlation_id, claims)
             raise
+        self._remember(digest, caller, claims, header["kid"])
         return caller
 
-    async def _signing_key(self, token: str) -> RSAPublicKey:
-        header = _checked_header(token)
+    def _remembered(self, key: bytes) -> Caller | None:
+        """The caller of a token this worker accepted before, while it has not expired and
+        its signing key is still the tenant's (shared/auth/verified.py says why that is as
+        safe as checking it again)."""
+        entry = self._verified.get(key, self._clock())
+        if entry is None:
+            return None
+        if not self._keys.knows(entry.kid):
+            self._verified.forget(key)
+            return None
+        return entry.caller
+
+    def _remember(self, key: bytes, caller: Caller, claims: dict[str, Any], kid: str) -> None:
+        # `exp` was checked in `_caller` (a number, not before now minus the skew).
+        entry = VerifiedToken(caller, float(claims["exp"]), kid)
+        self._verified.put(key, entry, self._clock())
+
+    async def _signing_key(self, token: str, header: dict[str, Any]) -> RSAPublicKey:
         _refuse_graph_audience(token, self._rules)
         try:
             jwk = await self._keys.get(header["kid"])

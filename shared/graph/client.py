@@ -15,7 +15,6 @@ pipeline around each call, each step its own piece:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import re
@@ -36,6 +35,7 @@ from shared.graph.limiter import MailboxLimiter
 from shared.graph.paths import is_relative_graph_path, is_within_base
 from shared.graph.retry import RetryPolicy
 from shared.tls import outbound_ssl_context
+from shared.wirejson import loads
 
 if TYPE_CHECKING:
     from shared.config import Settings
@@ -103,7 +103,7 @@ class GraphResponse:
     request_id: str | None  # Graph's `request-id`, for audit and support cases
 
     def json(self) -> Any:
-        return json.loads(self.content) if self.content else None
+        return loads(self.content) if self.content else None
 
 
 class GraphClient:
@@ -204,7 +204,6 @@ class GraphClient:
             extra=request.headers,
         )
         idempotent = request.is_idempotent
-        template = path_template(url, self.base_url)
         started = self._clock()
         attempt = 0
         while True:
@@ -240,7 +239,7 @@ class GraphClient:
                 logger.info(
                     "graph %s %s failed: %s (attempt %d, retry in %s)",
                     request.method,
-                    template,
+                    path_template(url, self.base_url),
                     type(exc).__name__,
                     attempt,
                     "-" if delay is None else f"{delay:.2f}s",
@@ -252,17 +251,19 @@ class GraphClient:
 
             status = response.status_code
             request_id = response.headers.get("request-id")
-            # Why no query, no mailbox, no ids in logs: filters carry addresses and subjects.
-            logger.log(
-                logging.DEBUG if status < 400 else logging.INFO,
-                "graph %s %s -> %d in %.0f ms (request-id %s, attempt %d)",
-                request.method,
-                template,
-                status,
-                (self._clock() - attempt_started) * 1000,
-                request_id,
-                attempt,
-            )
+            level = logging.DEBUG if status < 400 else logging.INFO
+            if logger.isEnabledFor(level):  # the template is work only a written line needs
+                # Why no query, no mailbox, no ids in logs: filters carry addresses, subjects.
+                logger.log(
+                    level,
+                    "graph %s %s -> %d in %.0f ms (request-id %s, attempt %d)",
+                    request.method,
+                    path_template(url, self.base_url),
+                    status,
+                    (self._clock() - attempt_started) * 1000,
+                    request_id,
+                    attempt,
+                )
             if status < 400:
                 return GraphResponse(status, response.headers, content, request_id)
             retry_after = parse_retry_after(response.headers)

@@ -72,9 +72,11 @@ def graph_id(value: str, *, field: str = "id") -> str:
     """
     if not isinstance(value, str) or not _ID.fullmatch(value):
         raise _invalid(field, "must be a Microsoft Graph id")
-    # Why quote although the charset is already safe: `+` and `=` are reserved in some
-    # contexts; encoding with safe="" makes "one segment" true by construction, not by regex.
-    return quote(value, safe="")
+    # Why encode although the charset is already safe: `+` and `=` are reserved in some
+    # contexts. Of the id charset, `quote(value, safe="")` changes exactly these two; spelled
+    # out, it is the same string without urllib's loop over every character (a bulk request
+    # encodes up to 2,000 ids). tests/unit/graph/test_paths.py holds the two to each other.
+    return value.replace("=", "%3D").replace("+", "%2B")
 
 
 def folder_segment(value: str, *, field: str = "folder") -> str:

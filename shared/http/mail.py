@@ -21,7 +21,13 @@ from shared.errors import (
     ValidationFailed,
 )
 from shared.graph.odata import ListQuery, MessageFilters
-from shared.http.api import ApiBlueprint, ApiRequest, ResponseSpec, json_response
+from shared.http.api import (
+    ApiBlueprint,
+    ApiRequest,
+    ResponseSpec,
+    json_response,
+    passthrough_response,
+)
 from shared.http.downloads import content_disposition, download_media_type
 from shared.http.models import ApiModel, MailboxQuery, mailbox_field
 from shared.mail.models import AttachmentInfo, AttachmentList, FolderList, Message, MessageList
@@ -128,7 +134,7 @@ def _page(request: ApiRequest, items: list[Any], cursor: str | None) -> func.Htt
         url = urlsplit(request.raw.url)
         query = [(k, v) for k, v in parse_qsl(url.query, keep_blank_values=True) if k != "cursor"]
         next_link = urlunsplit(url._replace(query=urlencode([*query, ("cursor", cursor)])))
-    return json_response({"value": items, "nextCursor": cursor, "nextLink": next_link})
+    return passthrough_response({"value": items, "nextCursor": cursor, "nextLink": next_link})
 
 
 @api.route(
@@ -175,7 +181,7 @@ async def messages_get(request: ApiRequest) -> func.HttpResponse:
         correlation_id=request.correlation_id,
         unique_body=query.body == "unique",
     )
-    return json_response(message)
+    return passthrough_response(message)
 
 
 @api.route(

@@ -119,7 +119,7 @@ async def idempotent_write(
 ) -> func.HttpResponse:
     """Open the connection for writing (the one authorization of the request), then run
     `produce` on it under the request's Idempotency-Key (if any) and answer its response."""
-    from shared.mail.idempotency import IdempotencyGuard, fingerprint
+    from shared.mail.idempotency import IdempotencyGuard
     from shared.store.idempotency import StoredResponse
 
     container = request.services
@@ -127,10 +127,9 @@ async def idempotent_write(
     mb = await open_mailbox(request, mailbox, write=True)
     key = request.raw.headers.get(IDEMPOTENCY_HEADER.lower())
     raw = request.raw
-    query = "&".join(f"{k}={v}" for k, v in sorted(dict(raw.params).items()))
-    type_base = str(container.settings.PROBLEM_TYPE_BASE_URL)
 
     def render(error: ApiError) -> StoredResponse:
+        type_base = str(container.settings.PROBLEM_TYPE_BASE_URL)
         rendered = render_problem(error, request.correlation_id, type_base)
         return StoredResponse(
             rendered.status_code,
@@ -143,7 +142,8 @@ async def idempotent_write(
         request.caller,
         request.route("connectionId"),
         key,
-        fingerprint(raw.method, _path_of(raw.url), query, raw.get_body()),
+        # Only a request with a key is ever compared with another one.
+        _fingerprint(raw) if key is not None else "",
         lambda: produce(mb),
         render,
     )
@@ -154,6 +154,13 @@ async def idempotent_write(
         mimetype=stored.media_type,
         charset="utf-8",
     )
+
+
+def _fingerprint(raw: func.HttpRequest) -> str:
+    from shared.mail.idempotency import fingerprint
+
+    query = "&".join(f"{k}={v}" for k, v in sorted(dict(raw.params).items()))
+    return fingerprint(raw.method, _path_of(raw.url), query, raw.get_body())
 
 
 def _path_of(url: str) -> str:

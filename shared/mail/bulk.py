@@ -200,9 +200,13 @@ class BulkRunner:
             except (TypeError, ValueError):
                 continue
             headers = {str(k).lower(): str(v) for k, v in (answer.get("headers") or {}).items()}
+            status = int(answer.get("status") or 502)
             body = answer.get("body")
-            raw = json.dumps(body).encode() if isinstance(body, dict) else b""
-            out[index] = (int(answer.get("status") or 502), headers, raw)
+            # Only a failure's body is read (error_for, for Graph's code): a success's, the
+            # whole updated message for a PATCH, is not written out again for nothing.
+            failed = status >= 400 and isinstance(body, dict)
+            raw = json.dumps(body).encode() if failed else b""
+            out[index] = (status, headers, raw)
         return out
 
 

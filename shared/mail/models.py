@@ -139,3 +139,14 @@ ATTACHMENT_FIELDS = wire_fields(AttachmentInfo)
 def only(item: Mapping[str, Any] | None, fields: frozenset[str]) -> dict[str, Any]:
     """Graph's JSON cut down to the documented fields: nothing undocumented reaches a caller."""
     return {k: v for k, v in (item or {}).items() if k in fields}
+
+
+def cut_to(item: Any, fields: frozenset[str]) -> dict[str, Any]:
+    """`only(item, fields)` for an item the caller owns (just parsed from Graph's answer):
+    the fields outside the allow-list are deleted from it in place, the rest keep their
+    order. Cheaper than a copy: Graph adds one or two fields (`@odata.etag`) to thirty."""
+    if not isinstance(item, dict):
+        return only(item, fields)
+    for key in item.keys() - fields:
+        del item[key]
+    return item

@@ -17,7 +17,7 @@ from shared.audit import AuditEvent, AuditSink, Outcome
 from shared.auth.caller import Caller
 from shared.connections.mailbox import ConnectedMailbox, Mailboxes
 from shared.graph import CursorCodec, GraphRequest, GraphResponse, ListQuery
-from shared.mail.models import ATTACHMENT_FIELDS, FOLDER_FIELDS, MESSAGE_FIELDS, only
+from shared.mail.models import ATTACHMENT_FIELDS, FOLDER_FIELDS, MESSAGE_FIELDS, cut_to
 
 # Graph returns uniqueBody (the new text of a reply, without the quoted history) only when
 # `$select` names it: such a read selects every documented field, uniqueBody in place of body.
@@ -85,7 +85,7 @@ class MailReader:
         )
         response = await mb.send(request)
         body = response.json() or {}
-        items = [only(item, fields) for item in body.get("value", [])]
+        items = [cut_to(item, fields) for item in body.get("value", [])]
         next_link = body.get("@odata.nextLink")
         self._audit_read(mb, response, len(items))
         return Page(items, self._cursors.encode(next_link, mb.connection_id) if next_link else None)
@@ -133,10 +133,10 @@ class MailReader:
             GraphRequest("GET", mb.path.message(message_id), params=params or None, prefer=prefer)
         )
         fields = _UNIQUE_FIELDS if unique_body else MESSAGE_FIELDS
-        message = only(response.json() or {}, fields)
+        message = cut_to(response.json() or {}, fields)
         if "attachments" in message:
             message["attachments"] = [
-                only(a, ATTACHMENT_FIELDS) for a in message["attachments"] or []
+                cut_to(a, ATTACHMENT_FIELDS) for a in message["attachments"] or []
             ]
         self._audit_read(mb, response, 1)
         return message
@@ -203,7 +203,7 @@ class MailReader:
             )
         )
         self._audit_read(mb, response, 1)
-        return only(response.json() or {}, ATTACHMENT_FIELDS)
+        return cut_to(response.json() or {}, ATTACHMENT_FIELDS)
 
     async def attachment_content(
         self,

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import string
+from urllib.parse import quote
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shared.errors import ValidationFailed
 from shared.graph.paths import (
@@ -21,6 +26,11 @@ REGULAR = "AAMkAGI2THVSAAA_abc-def=="
 @pytest.mark.parametrize("value", [IMMUTABLE, REGULAR, "a", "AAk+ALg=", "x" * 512])
 def test_graph_shaped_ids_are_accepted_unchanged(value: str) -> None:
     assert graph_id(value) == value.replace("+", "%2B").replace("=", "%3D")
+
+
+@given(st.text(alphabet=string.ascii_letters + string.digits + "-_=+", min_size=1, max_size=512))
+def test_an_id_is_encoded_as_urllib_quotes_one_segment(value: str) -> None:
+    assert graph_id(value) == quote(value, safe="")
 
 
 @pytest.mark.parametrize(

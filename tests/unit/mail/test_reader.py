@@ -62,6 +62,31 @@ async def test_only_documented_fields_reach_the_caller() -> None:
     assert 'outlook.body-content-type="text"' in r.graph.requests[0].headers["prefer"]
 
 
+async def test_a_page_keeps_only_documented_fields_in_graphs_order() -> None:
+    item = {
+        "@odata.etag": 'W/"x"',
+        "subject": "s",
+        "id": MESSAGE_ID,
+        "internalThing": {"nested": 1},
+        "isRead": False,
+    }
+    r = rig(lambda _: answer(body={"@odata.context": "ctx", "value": [item, dict(item)]}))
+
+    page = await r.reader().list_messages(
+        ALICE,
+        CONNECTION_ID,
+        folder="inbox",
+        query=ListQuery(),
+        cursor=None,
+        mailbox=None,
+        correlation_id="corr",
+    )
+
+    assert [list(m.items()) for m in page.items] == [
+        [("subject", "s"), ("id", MESSAGE_ID), ("isRead", False)]
+    ] * 2
+
+
 async def test_a_page_with_a_next_link_gives_a_cursor_that_fetches_that_link() -> None:
     bodies = iter([{"value": [{"id": "m1"}], "@odata.nextLink": NEXT}, {"value": [{"id": "m2"}]}])
     r = rig(lambda _: answer(body=next(bodies)))
