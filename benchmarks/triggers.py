@@ -343,6 +343,18 @@ def queue_lengths(settings: dict[str, str]) -> dict[str, int]:
     return out
 
 
+def worker_log_counts(work: Path) -> dict[str, int]:
+    """From every dev host incarnation's log: delivery jobs run (the dev host logs each queue
+    message it settles), and notification POSTs from Graph answered."""
+    text = "".join(f.read_text(errors="replace") for f in work.glob("app-*/devhost-*.log"))
+    return {
+        "jobs_succeeded": text.count("Queue function notifications_deliver succeeded"),
+        "jobs_failed": text.count("Queue function notifications_deliver failed"),
+        "graph_posts": text.count("POST notifications/graph ->"),
+        "sweeps": text.count("Timer function notifications_reconcile succeeded"),
+    }
+
+
 # -- one run -------------------------------------------------------------------------------
 
 
@@ -547,6 +559,7 @@ def measure(
         },
         "ledger": dict(statuses),
         "queues_at_end": queue_lengths(worker.settings),
+        "worker_log": worker_log_counts(worker.work),
         "graph_notifications": notified,
         "settled": settled,
         "run_s": round(ended - started, 1),
@@ -595,7 +608,7 @@ def table(results: list[dict[str, Any]]) -> str:
             f"wrong event for its id {r['wrong_event_for_id']}",
             f"  attempts {r['attempts']} {r['answers']}, at most {r['attempts_per_event_max']} "
             f"for one event; ledger {r['ledger']}; queues at the end {r['queues_at_end']}; "
-            f"Graph notifications {r['graph_notifications']}",
+            f"Graph notifications {r['graph_notifications']}; worker log {r['worker_log']}",
             f"  latency arrival → first 2xx: p50 {lat['p50']} s, p90 {lat['p90']} s, "
             f"p99 {lat['p99']} s, max {lat['max']} s (seed call p50 {r['seed_call_ms']['p50']} ms, "
             f"max {r['seed_call_ms']['max']} ms)",
