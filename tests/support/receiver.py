@@ -2,11 +2,14 @@
 the app's own Graph notification endpoint in sandbox tests).
 
 It answers Graph's `validationToken` handshake (unless told not to), records every other
-POST (raw body and headers), and can be made to fail with a status for a while.
+POST (raw body and headers), and can be made to fail with a status for a while, or have
+each answer chosen by a `respond` function (a benchmark's receiver that fails some attempts
+and hangs on others).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -22,6 +25,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    at: float = 0.0  # time.monotonic() when it was answered (set when `respond` decides)
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -36,6 +40,9 @@ class Receiver:
     fail_with: int | None = None  # answer every notification with this status
     failures: int = 0  # notifications refused while failing
     refused: list[Received] = field(default_factory=list)  # those refused notifications
+    # When set, decides each notification's status instead of `fail_with`: called outside
+    # the lock, on the request's own thread, so it may block (a receiver that hangs).
+    respond: Callable[[Received], int] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -81,6 +88,9 @@ def start_receiver() -> Receiver:
                     return
                 self._answer(200, token.encode(), "text/plain; charset=utf-8")
                 return
+            if receiver.respond is not None:
+                self._decided(Received(urlsplit(self.path).path, dict(self.headers.items()), body))
+                return
             with receiver.lock:
                 if receiver.fail_with is not None:
                     receiver.failures += 1
@@ -94,6 +104,20 @@ def start_receiver() -> Receiver:
                     )
                     status = 202
             self._answer(status, b"")
+
+        def _decided(self, got: Received) -> None:
+            assert receiver.respond is not None
+            status = receiver.respond(got)
+            got.at = time.monotonic()
+            with receiver.lock:
+                if 200 <= status < 300:
+                    receiver.received.append(got)
+                else:
+                    receiver.failures += 1
+                    receiver.refused.append(got)
+            # A sender that gave up waiting (a hang past its timeout) has closed the socket.
+            with contextlib.suppress(OSError):
+                self._answer(status, b"")
 
         def _answer(self, status: int, body: bytes, content_type: str = "text/plain") -> None:
             self.send_response(status)

@@ -4,6 +4,7 @@ can make it do more than a bounded amount of work."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from datetime import UTC, datetime
@@ -162,3 +163,30 @@ async def test_updates_are_queued_only_for_subscriptions_that_want_flags() -> No
     assert queue.sent == [
         {"kind": "change", "sub": "sub-2", "msg": "m2", "cid": "cid", "type": "updated"}
     ]
+
+
+class SlowQueue(FakeQueue):
+    """A queue whose sends take a while: counts how many are in flight at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_flight = 0
+        self.peak = 0
+
+    async def send(self, text: str) -> None:
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        await asyncio.sleep(0.01)
+        await super().send(text)
+        self.in_flight -= 1
+
+
+async def test_a_batch_of_items_is_queued_at_once_not_one_after_another() -> None:
+    queue, audit = SlowQueue(), MemoryAuditSink()
+    items = [_item("the-state", f"m{i}") for i in range(20)]
+
+    queued = await _service(queue, audit).receive(json.dumps({"value": items}).encode(), "cid")
+
+    assert queued == 20
+    assert queue.peak == 20  # Graph's 3-second answer does not wait for 20 round trips
+    assert sorted(job["msg"] for job in queue.sent) == sorted(f"m{i}" for i in range(20))
