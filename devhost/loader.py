@@ -79,6 +79,8 @@ class QueueSettings:
 
     message_encoding: str = "base64"
     batch_size: int = 16
+    # The host's default is batchSize / 2 (per instance core; the dev host counts one).
+    new_batch_threshold: int = 8
     max_dequeue_count: int = 5
     visibility_timeout: timedelta = timedelta(0)
     # The host's default is one minute; locally a short ceiling keeps the loop responsive.
@@ -127,6 +129,7 @@ def _queue_settings(section: Mapping[str, Any]) -> QueueSettings:
     defaults = QueueSettings()
     encoding = _case_insensitive_get(section, "messageEncoding")
     batch = _case_insensitive_get(section, "batchSize")
+    threshold = _case_insensitive_get(section, "newBatchThreshold")
     dequeue = _case_insensitive_get(section, "maxDequeueCount")
     visibility = _case_insensitive_get(section, "visibilityTimeout")
     polling = _case_insensitive_get(section, "maxPollingInterval")
@@ -134,9 +137,16 @@ def _queue_settings(section: Mapping[str, Any]) -> QueueSettings:
     if encoding_name not in {"base64", "none"}:
         raise ValueError(f"messageEncoding must be 'base64' or 'none', not {encoding!r}")
     max_polling = defaults.max_polling_interval if polling is None else _interval(polling)
+    batch_size = defaults.batch_size if batch is None else int(batch)
+    if not 1 <= batch_size <= 32:
+        raise ValueError(f"batchSize must be 1 to 32 (the queue service's limit), not {batch!r}")
+    new_batch_threshold = batch_size // 2 if threshold is None else int(threshold)
+    if new_batch_threshold < 0:
+        raise ValueError(f"newBatchThreshold must not be negative, not {threshold!r}")
     return QueueSettings(
         message_encoding=encoding_name,
-        batch_size=defaults.batch_size if batch is None else int(batch),
+        batch_size=batch_size,
+        new_batch_threshold=new_batch_threshold,
         max_dequeue_count=defaults.max_dequeue_count if dequeue is None else int(dequeue),
         visibility_timeout=(
             defaults.visibility_timeout if visibility is None else _interval(visibility)

@@ -1,7 +1,8 @@
 """Queue triggers: poll Azure Storage queues and call the functions, with the host's rules.
 
 Per queue function: create the queue if missing, receive up to ``batchSize`` messages,
-call the function for each (in parallel), delete a message when the call succeeds, make
+call the function for each (in parallel; the next batch is received once the messages in
+flight are down to ``newBatchThreshold``), delete a message when the call succeeds, make
 it visible again after ``visibilityTimeout`` when it fails, and move it to
 ``<queue>-poison`` once it has failed ``maxDequeueCount`` times. An empty queue backs off
 from 100 ms up to ``maxPollingInterval``; an unreachable storage account is logged and
@@ -115,9 +116,19 @@ class QueueListener:
         )
         self._queue_ready = False
         self.in_flight = 0  # messages received and not yet settled (admin API reports it)
+        self._working: set[asyncio.Task[None]] = set()
+        self._settled = asyncio.Event()
 
     async def run(self) -> None:
-        """Poll until cancelled."""
+        """Poll until cancelled; messages still being worked on are cancelled with it."""
+        try:
+            await self._poll_forever()
+        finally:
+            for task in self._working:
+                task.cancel()
+            await asyncio.gather(*self._working, return_exceptions=True)
+
+    async def _poll_forever(self) -> None:
         interval = self._settings.min_polling_interval
         failing = False
         while True:
@@ -157,8 +168,18 @@ class QueueListener:
         if not self._queue_ready:
             await self._create_if_missing(self._queue)
             self._queue_ready = True
+        # As the host: another batch is fetched once the messages being worked on are down to
+        # newBatchThreshold, not when the whole previous batch is done, so one slow message
+        # does not hold back the rest (at most batchSize + newBatchThreshold at once).
+        while self.in_flight > self._settings.new_batch_threshold:
+            self._settled.clear()
+            await self._settled.wait()
         batch = await self._storage(self._receive_batch)
-        await asyncio.gather(*(self._process(message) for message in batch))
+        for message in batch:
+            self.in_flight += 1
+            task = asyncio.create_task(self._process(message))
+            self._working.add(task)
+            task.add_done_callback(self._working.discard)
         return len(batch)
 
     def _receive_batch(self) -> list[StorageQueueMessage]:
@@ -173,11 +194,15 @@ class QueueListener:
             await self._storage(client.create_queue)
 
     async def _process(self, message: StorageQueueMessage) -> None:
-        self.in_flight += 1
         try:
             await self._settle(message)
+        except Exception:
+            # Settling talks to storage: a failure leaves the message to reappear after its
+            # visibility timeout, as a host crash would.
+            logger.exception("Settling a message of %s failed", self._function.name)
         finally:
             self.in_flight -= 1
+            self._settled.set()
 
     async def _settle(self, message: StorageQueueMessage) -> None:
         dequeue_count = message.dequeue_count or 1

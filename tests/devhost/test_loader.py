@@ -128,6 +128,17 @@ def test_host_json_queue_settings_are_read(tmp_path: Path) -> None:
     assert (settings.batch_size, settings.max_dequeue_count) == (4, 2)
     assert settings.visibility_timeout == timedelta(seconds=3)
     assert settings.max_polling_interval == timedelta(milliseconds=500)
+    assert settings.new_batch_threshold == 2  # the host's default, batchSize / 2
+
+
+def test_host_json_new_batch_threshold_is_read_and_batch_size_bounded(tmp_path: Path) -> None:
+    queues = '"queues": {"batchSize": 8, "newBatchThreshold": 1}'
+    settings = load_host_config(write_host_json(tmp_path / "a", queues=queues)).queues
+    assert (settings.batch_size, settings.new_batch_threshold) == (8, 1)
+
+    too_big = write_host_json(tmp_path / "b", queues='"queues": {"batchSize": 33}')
+    with pytest.raises(DevHostConfigError, match="batchSize"):
+        load_host_config(too_big)
 
 
 def test_unknown_message_encoding_is_refused(tmp_path: Path) -> None:

@@ -105,6 +105,36 @@ def test_a_message_being_worked_on_is_counted_in_flight_and_stays_in_its_queue(
             )
 
 
+def test_a_slow_message_does_not_hold_back_the_next_batch(
+    queue_host: DevHost, azurite: Azurite, work_queue_name: str
+) -> None:
+    # The host receives another batch once the messages in flight are down to
+    # newBatchThreshold (8 here): messages sent while one is still being worked on run
+    # beside it, not after it.
+    sample_app.release.clear()
+    try:
+        with sender(azurite, work_queue_name) as queue:
+            queue.send_message("hold the line")
+            sample_app.recorder.wait_for("work_item", timeout=10)
+            for n in range(5):
+                queue.send_message(f"after {n}")
+
+            calls = sample_app.recorder.wait_for("work_item", count=6, timeout=5)
+
+            with httpx.Client(base_url=queue_host.base_url) as client:
+                # The five finish while the first is still being worked on.
+                wait_until(
+                    lambda: client.get("/admin/host/invocations").json()["queue"] == 1,
+                    5,
+                    "the five done, the held one still running",
+                )
+            assert sorted(call.details["body"] for call in calls[1:]) == [
+                f"after {n}" for n in range(5)
+            ]
+    finally:
+        sample_app.release.set()
+
+
 def test_queue_is_created_when_missing(
     queue_host: DevHost, azurite: Azurite, work_queue_name: str
 ) -> None:
