@@ -14,20 +14,26 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import cProfile
 import os
 import platform
 import sys
 import time
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import httpx
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.bulk import connect  # noqa: E402
 from benchmarks.servers import local_servers  # noqa: E402
+from tests.support.azurite import AzuriteServer  # noqa: E402
 from tests.support.sandbox import SandboxServer  # noqa: E402
 
 if TYPE_CHECKING:
@@ -38,7 +44,60 @@ COUNT = int(os.environ.get("BENCH_EXPORT_COUNT", "5000"))
 ADDED = int(os.environ.get("BENCH_EXPORT_ADDED", "50"))
 LATENCY_MS = int(os.environ.get("BENCH_GRAPH_LATENCY_MS", "30"))
 BODY_BYTES = int(os.environ.get("BENCH_EXPORT_BODY_BYTES", "20000"))
+# A path: write a cProfile of the worker during the full export there (pstats format).
+PROFILE = os.environ.get("BENCH_EXPORT_PROFILE")
 QUEUE = "bench-exports"
+
+
+def tree_cpu(pid: int) -> float:
+    """User + system CPU-seconds of a process and its children (Azurite runs under node)."""
+    total = 0.0
+    root = psutil.Process(pid)
+    for proc in (root, *root.children(recursive=True)):
+        with_children = proc.cpu_times()
+        total += with_children.user + with_children.system
+    return total
+
+
+@dataclass(frozen=True)
+class CpuSplit:
+    worker: float
+    sandbox: float
+    azurite: float
+
+    def __sub__(self, other: CpuSplit) -> CpuSplit:
+        return CpuSplit(
+            self.worker - other.worker, self.sandbox - other.sandbox, self.azurite - other.azurite
+        )
+
+
+class Meters:
+    """CPU-seconds per process, and the worker's storage requests by service (counted at
+    the Azure SDK's transport, so retries count too)."""
+
+    def __init__(self, sandbox_pid: int, azurite_pid: int, ports: dict[int, str]) -> None:
+        self._pids = (sandbox_pid, azurite_pid)
+        self._ports = ports
+        self.storage: Counter[str] = Counter()
+        from azure.core.pipeline.transport import AioHttpTransport
+
+        original = AioHttpTransport.send
+        meters = self
+
+        async def counted(transport: Any, request: Any, **kwargs: Any) -> Any:
+            port = urlsplit(request.url).port or 0
+            meters.storage[f"{meters._ports.get(port, str(port))} {request.method}"] += 1
+            return await original(transport, request, **kwargs)
+
+        AioHttpTransport.send = counted  # type: ignore[method-assign]
+
+    def cpu(self) -> CpuSplit:
+        me = psutil.Process().cpu_times()
+        return CpuSplit(me.user + me.system, tree_cpu(self._pids[0]), tree_cpu(self._pids[1]))
+
+    def take_storage(self) -> Counter[str]:
+        out, self.storage = self.storage, Counter()
+        return out
 
 
 def vm_hwm_mb() -> float:
@@ -67,11 +126,19 @@ def seed(sandbox: SandboxServer, count: int) -> None:
             done += n
 
 
-def graph_requests(sandbox: SandboxServer) -> int:
+def graph_log(sandbox: SandboxServer) -> list[dict[str, Any]]:
+    """The Graph requests the sandbox received since the last call (and forget them)."""
     with sandbox.client() as control:
         logged = control.get("/_sandbox/requests").json()
         control.delete("/_sandbox/requests").raise_for_status()
-    return sum(1 for r in logged if r["path"].startswith("/v1.0/"))
+    return [r for r in logged if r["path"].startswith("/v1.0/")]
+
+
+def graph_kinds(logged: list[dict[str, Any]]) -> Counter[str]:
+    return Counter(
+        "$value" if r["path"].endswith("/$value") else "delta" if "/delta" in r["path"] else "other"
+        for r in logged
+    )
 
 
 async def drain(service: ExportService, connection_string: str) -> None:
@@ -95,17 +162,52 @@ async def drain(service: ExportService, connection_string: str) -> None:
                 await asyncio.sleep(0.05)
 
 
-async def run(sandbox: SandboxServer, connection_string: str) -> None:
+@dataclass(frozen=True)
+class Result:
+    name: str
+    wall: float
+    counts: dict[str, int]
+    graph: Counter[str]
+    storage: Counter[str]
+    cpu: CpuSplit
+
+    def report(self, ceiling: float) -> None:
+        n, mb, requests = self.counts["messages"], self.counts["bytes"] / 1e6, self.graph.total()
+        print(
+            f"  {self.name:<18} {n:5d} messages {mb:7.1f} MB in {self.wall:6.2f} s: "
+            f"{n / self.wall:6.1f} msg/s, {mb / self.wall:5.2f} MB/s, "
+            f"{requests} Graph requests = {requests / self.wall:6.1f} req/s "
+            f"({requests / self.wall / ceiling:.0%} of the ceiling)"
+        )
+        per = max(n, 1)
+        print(
+            f"    CPU-s: worker {self.cpu.worker:.2f}, sandbox {self.cpu.sandbox:.2f}, "
+            f"Azurite {self.cpu.azurite:.2f}; per message (ms): "
+            f"worker {self.cpu.worker / per * 1e3:.2f}, sandbox {self.cpu.sandbox / per * 1e3:.2f},"
+            f" Azurite {self.cpu.azurite / per * 1e3:.2f}"
+        )
+        print(f"    Graph requests: {dict(self.graph)}")
+        print(f"    storage requests: {dict(sorted(self.storage.items()))}")
+
+
+async def run(sandbox: SandboxServer, azurite: AzuriteServer) -> None:
     from shared.export.service import ExportRequest
 
+    meters = Meters(
+        sandbox.process.popen.pid,
+        azurite.process.popen.pid,
+        {azurite.blob_port: "blob", azurite.queue_port: "queue", azurite.table_port: "table"},
+    )
     container, connection_id, caller = await connect(sandbox)
     service = container.exports
     seed(sandbox, COUNT)
     with sandbox.client() as control:
         control.post("/_sandbox/latency", json={"graphMs": LATENCY_MS}).raise_for_status()
-    graph_requests(sandbox)
+    graph_log(sandbox)
 
-    async def export(since: str | None) -> tuple[float, dict[str, int], int, str]:
+    async def export(name: str, since: str | None) -> tuple[Result, str]:
+        meters.take_storage()
+        cpu = meters.cpu()
         started = time.perf_counter()
         job = await service.start(
             caller,
@@ -114,35 +216,42 @@ async def run(sandbox: SandboxServer, connection_string: str) -> None:
             None,
             "bench-export",
         )
-        await drain(service, connection_string)
+        await drain(service, azurite.connection_string)
         elapsed = time.perf_counter() - started
+        used = meters.cpu() - cpu
         status = await service.get(caller, connection_id, job.id, None, "bench")
         assert status["status"] == "completed", status
-        return elapsed, dict(status["counts"]), graph_requests(sandbox), job.id
+        logged = graph_log(sandbox)
+        result = Result(
+            name, elapsed, dict(status["counts"]), graph_kinds(logged), meters.take_storage(), used
+        )
+        return result, job.id
 
-    full_wall, full_counts, full_requests, full_id = await export(None)
+    profile = cProfile.Profile() if PROFILE else None
+    if profile:
+        profile.enable()
+    full, full_id = await export("full", None)
+    if profile:
+        profile.disable()
+        profile.dump_stats(PROFILE)
+    hwm_full = vm_hwm_mb()
     seed(sandbox, ADDED)
-    graph_requests(sandbox)
-    inc_wall, inc_counts, inc_requests, _ = await export(full_id)
+    graph_log(sandbox)
+    incremental, _ = await export(f"incremental (+{ADDED})", full_id)
+    # Only the new messages are fetched: one `$value` each, nothing of the earlier COUNT.
+    assert incremental.counts["messages"] == ADDED, incremental.counts
+    assert incremental.graph["$value"] == ADDED, incremental.graph
     await container.aclose()
 
     ceiling = 4 / (max(LATENCY_MS, 1) / 1000)  # at 0 ms the figure is CPU-bound anyway
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
+    print(f"load average: {os.getloadavg()}")
     print(f"Graph latency {LATENCY_MS} ms; ceiling at 4 in flight: {ceiling:.0f} requests/s")
-    for name, wall, counts, requests in (
-        ("full", full_wall, full_counts, full_requests),
-        (f"incremental (+{ADDED})", inc_wall, inc_counts, inc_requests),
-    ):
-        mb = counts["bytes"] / 1e6
-        print(
-            f"  {name:<18} {counts['messages']:5d} messages {mb:7.1f} MB in {wall:6.2f} s: "
-            f"{counts['messages'] / wall:6.1f} msg/s, {mb / wall:5.2f} MB/s, "
-            f"{requests} Graph requests = {requests / wall:6.1f} req/s "
-            f"({requests / wall / ceiling:.0%} of the ceiling)"
-        )
-    print(f"  worker peak RSS (VmHWM): {vm_hwm_mb():.1f} MB")
+    full.report(ceiling)
+    incremental.report(ceiling)
+    print(f"  worker peak RSS (VmHWM): {hwm_full:.1f} MB after the full export")
 
 
 async def main() -> None:
@@ -150,7 +259,7 @@ async def main() -> None:
         os.environ.update(servers.settings)
         os.environ["EXPORTS_QUEUE"] = QUEUE
         os.environ["EXPORT_PAGE_SIZE"] = os.environ.get("BENCH_EXPORT_PAGE_SIZE", "50")
-        await run(servers.sandbox, servers.azurite.connection_string)
+        await run(servers.sandbox, servers.azurite)
 
 
 if __name__ == "__main__":

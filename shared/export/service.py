@@ -468,18 +468,21 @@ class ExportService:
     async def _store_page(
         self, mb: ConnectedMailbox, job: ExportJob, folder_id: str, items: list[dict[str, Any]]
     ) -> dict[str, int]:
+        """Every item of one delta page: each message's bytes to its blob as soon as it is
+        fetched (so at most a few items are held at once), then the page's manifest rows in
+        entity-group transactions, then (in `work`) the checkpoint. Rows are written only
+        after their blobs, so a row always names a blob that holds its bytes."""
         gate = asyncio.Semaphore(_ITEM_CONCURRENCY)
         counts = {"messages": 0, "removed": 0, "bytes": 0, "failed": 0}
+        added: list[ManifestEntry] = []
+        removed: list[ManifestEntry] = []
 
         async def one(item: dict[str, Any]) -> None:
             message_id = str(item.get("id") or "")
             if not message_id:
                 return
             if "@removed" in item:
-                await self._store.put_removed(
-                    job.id, ManifestEntry(message_id, folder_id, removed=True)
-                )
-                counts["removed"] += 1
+                removed.append(ManifestEntry(message_id, folder_id, removed=True))
                 return
             async with gate:
                 try:
@@ -491,8 +494,7 @@ class ExportService:
             extension = "eml" if job.format == "mime" else "json"
             blob = f"{job.connection_id}/{job.id}/{row_key_of(message_id)}.{extension}"
             await self._items.put(blob, data, content_type)
-            await self._store.put_entry(
-                job.id,
+            added.append(
                 ManifestEntry(
                     message_id,
                     folder_id,
@@ -501,10 +503,8 @@ class ExportService:
                     size=len(data),
                     sha256=digest,
                     blob=blob,
-                ),
+                )
             )
-            counts["messages"] += 1
-            counts["bytes"] += len(data)
 
         # A TaskGroup, not gather: when one item fails the page fails as a whole, and the
         # other items are cancelled rather than left writing after the job was handed back.
@@ -514,6 +514,12 @@ class ExportService:
                     group.create_task(one(item))
         except ExceptionGroup as failed:
             raise failed.exceptions[0] from None  # the host logs one typed error, not a group
+        await self._store.put_entries(job.id, added)
+        for entry in removed:
+            await self._store.put_removed(job.id, entry)
+        counts["messages"] = len(added)
+        counts["bytes"] = sum(e.size for e in added)
+        counts["removed"] = len(removed)
         return counts
 
     async def _fetch(

@@ -31,6 +31,7 @@ class FakeStore:
         self.pages: dict[tuple[str, str], Checkpoint] = {}
         self.items: dict[str, dict[str, ManifestEntry]] = {}
         self.writes = 0
+        self.batches: list[list[str]] = []  # message ids of each put_entries call
         self._version = 0
 
     def _etag(self) -> str:
@@ -67,6 +68,11 @@ class FakeStore:
     async def put_entry(self, export_id: str, entry: ManifestEntry) -> None:
         self.writes += 1
         self.items.setdefault(export_id, {})[entry.message_id] = entry
+
+    async def put_entries(self, export_id: str, entries: list[ManifestEntry]) -> None:
+        self.batches.append([e.message_id for e in entries])
+        for entry in entries:
+            await self.put_entry(export_id, entry)
 
     async def put_removed(self, export_id: str, entry: ManifestEntry) -> None:
         self.items.setdefault(export_id, {}).setdefault(entry.message_id, entry)
@@ -245,6 +251,20 @@ def test_a_page_read_twice_leaves_one_manifest_row_per_message() -> None:
         assert sorted(store.items["exp"]) == MESSAGES
         assert store.writes == len(MESSAGES) + PAGE
         assert store.jobs[("conn", "exp")].counts["messages"] == len(MESSAGES)
+
+    asyncio.run(run())
+
+
+def test_a_page_writes_its_manifest_rows_together_after_their_items() -> None:
+    async def run() -> None:
+        store, queue, _, service = await _arrange()
+        items: FakeItems = service._items  # type: ignore[assignment]
+        await service.work(_job_message(0))
+
+        assert len(store.batches) == 1
+        assert sorted(store.batches[0]) == MESSAGES[:PAGE]
+        blobs = {e.blob for e in store.items["exp"].values()}
+        assert blobs <= set(items.blobs)  # no row names a blob that was not written
 
     asyncio.run(run())
 
