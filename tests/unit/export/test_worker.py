@@ -257,7 +257,7 @@ def test_a_page_read_twice_leaves_one_manifest_row_per_message() -> None:
 
 def test_a_page_writes_its_manifest_rows_together_after_their_items() -> None:
     async def run() -> None:
-        store, queue, _, service = await _arrange()
+        store, _queue, _, service = await _arrange()
         items: FakeItems = service._items  # type: ignore[assignment]
         await service.work(_job_message(0))
 
