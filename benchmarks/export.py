@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import cProfile
+import json
 import os
 import platform
 import sys
@@ -46,6 +47,13 @@ LATENCY_MS = int(os.environ.get("BENCH_GRAPH_LATENCY_MS", "30"))
 BODY_BYTES = int(os.environ.get("BENCH_EXPORT_BODY_BYTES", "20000"))
 # A path: write a cProfile of the worker during the full export there (pstats format).
 PROFILE = os.environ.get("BENCH_EXPORT_PROFILE")
+# "kept": the sandbox renders each message's MIME when it is seeded and serves those bytes
+# (as Exchange serves a stored message); "per-request": it renders on every `$value` with
+# the email package (~2 ms each on this machine, on the cores the worker needs).
+SANDBOX_MIME = os.environ.get("BENCH_SANDBOX_MIME", "kept")
+# The msgraph-sdk opponent (benchmarks/export_peer.py in .venv/bench); "0" skips it.
+PEERS = os.environ.get("BENCH_EXPORT_PEERS", "1") != "0"
+BENCH_PYTHON = ROOT / ".venv" / "bench" / "bin" / "python"
 QUEUE = "bench-exports"
 
 
@@ -121,6 +129,7 @@ def seed(sandbox: SandboxServer, count: int) -> None:
                     "count": n,
                     "folder": "archive",
                     "template": {"body": {"contentType": "text", "content": text}},
+                    "renderMime": SANDBOX_MIME == "kept",
                 },
             ).raise_for_status()
             done += n
@@ -190,7 +199,73 @@ class Result:
         print(f"    storage requests: {dict(sorted(self.storage.items()))}")
 
 
-async def run(sandbox: SandboxServer, azurite: AzuriteServer) -> None:
+def run_peer(
+    variant: str, sandbox: SandboxServer, meters: Meters, work: Path
+) -> dict[str, Any] | None:
+    """The same export with msgraph-sdk in a `.venv/bench` child process."""
+    if not PEERS:
+        return None
+    if not BENCH_PYTHON.exists():
+        print("  msgraph-sdk: skipped (no .venv/bench: run `make bench-peers` once)")
+        return None
+    import shutil
+    import subprocess
+
+    from tests.sandbox.graph.support import user_token
+
+    env_path, out = work / "peer-env.json", work / f"peer-{variant}"
+    out.mkdir()
+    env_path.write_text(
+        json.dumps(
+            {
+                "graph_token": user_token(sandbox, ALICE),
+                "graph_url": sandbox.graph_url,
+                "ca_bundle": str(sandbox.ca_bundle_path),
+                "upn": ALICE,
+                "folder": "archive",
+                "page_size": int(os.environ["EXPORT_PAGE_SIZE"]),
+            }
+        )
+    )
+    graph_log(sandbox)
+    cpu = meters.cpu()
+    done = subprocess.run(
+        [str(BENCH_PYTHON), str(ROOT / "benchmarks" / "export_peer.py"), variant, env_path, out],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=3600,
+    )
+    sandbox_cpu = (meters.cpu() - cpu).sandbox
+    if done.returncode != 0:
+        raise SystemExit(f"msgraph-sdk ({variant}) failed:\n{done.stdout}\n{done.stderr}")
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    figures["graph"] = graph_kinds(graph_log(sandbox))
+    figures["sandbox_cpu_s"] = sandbox_cpu
+    stored = sorted(out.iterdir())
+    assert len(stored) == figures["messages"] == COUNT, (len(stored), figures["messages"])
+    shutil.rmtree(out)
+    return figures
+
+
+def report_peer(variant: str, figures: dict[str, Any], app: Result, ceiling: float) -> None:
+    n, wall, requests = figures["messages"], figures["wall_s"], figures["graph"].total()
+    mb = figures["bytes"] / 1e6
+    app_rate = app.counts["messages"] / app.wall
+    print(
+        f"  msgraph-sdk {variant:<11} {n:5d} messages {mb:7.1f} MB in {wall:6.2f} s: "
+        f"{n / wall:6.1f} msg/s, {mb / wall:5.2f} MB/s, {requests} Graph requests = "
+        f"{requests / wall:6.1f} req/s ({requests / wall / ceiling:.0%} of the ceiling); "
+        f"app/sdk {app_rate / (n / wall):.2f}x"
+    )
+    print(
+        f"    CPU-s: client {figures['cpu_s']:.2f} ({figures['cpu_s'] / n * 1e3:.2f} ms/message), "
+        f"sandbox {figures['sandbox_cpu_s']:.2f}; import {figures['import_s']:.2f} s; "
+        f"VmHWM {figures['vm_hwm_mb']:.1f} MB"
+    )
+
+
+async def run(sandbox: SandboxServer, azurite: AzuriteServer, work: Path) -> None:
     from shared.export.service import ExportRequest
 
     meters = Meters(
@@ -235,6 +310,7 @@ async def run(sandbox: SandboxServer, azurite: AzuriteServer) -> None:
         profile.disable()
         profile.dump_stats(PROFILE)
     hwm_full = vm_hwm_mb()
+    peers = {v: run_peer(v, sandbox, meters, work) for v in ("sequential", "concurrent")}
     seed(sandbox, ADDED)
     graph_log(sandbox)
     incremental, _ = await export(f"incremental (+{ADDED})", full_id)
@@ -248,10 +324,16 @@ async def run(sandbox: SandboxServer, azurite: AzuriteServer) -> None:
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
     print(f"load average: {os.getloadavg()}")
-    print(f"Graph latency {LATENCY_MS} ms; ceiling at 4 in flight: {ceiling:.0f} requests/s")
+    print(
+        f"Graph latency {LATENCY_MS} ms; ceiling at 4 in flight: {ceiling:.0f} requests/s; "
+        f"page size {os.environ['EXPORT_PAGE_SIZE']}; sandbox MIME {SANDBOX_MIME}"
+    )
     full.report(ceiling)
     incremental.report(ceiling)
     print(f"  worker peak RSS (VmHWM): {hwm_full:.1f} MB after the full export")
+    for variant, figures in peers.items():
+        if figures is not None:
+            report_peer(variant, figures, full, ceiling)
 
 
 async def main() -> None:
@@ -259,7 +341,7 @@ async def main() -> None:
         os.environ.update(servers.settings)
         os.environ["EXPORTS_QUEUE"] = QUEUE
         os.environ["EXPORT_PAGE_SIZE"] = os.environ.get("BENCH_EXPORT_PAGE_SIZE", "50")
-        await run(servers.sandbox, servers.azurite)
+        await run(servers.sandbox, servers.azurite, servers.work)
 
 
 if __name__ == "__main__":
