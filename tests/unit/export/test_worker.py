@@ -269,6 +269,36 @@ def test_a_page_writes_its_manifest_rows_together_after_their_items() -> None:
     asyncio.run(run())
 
 
+def test_a_page_advances_when_only_the_previous_pages_queued_mark_moved_its_checkpoint() -> None:
+    async def run() -> None:
+        store, queue, mailbox, service = await _arrange()
+        await service.work(_job_message(0))
+        [next_page] = queue.sent
+        # The job of page 0 marks "page 1 queued" after queueing it; here that write lands
+        # while page 1's job is reading Graph, after it read the checkpoint.
+        key = ("exp", "inbox")
+        ahead = store.pages[key]
+        store.pages[key] = replace(ahead, queued=False)
+        sent = mailbox.send
+
+        async def send_then_mark(request: GraphRequest) -> GraphResponse:
+            if "/delta" in request.path and store.pages[key].page == 1:
+                await store.save_checkpoint(
+                    replace(store.pages[key], queued=True), if_unchanged=True
+                )
+            return await sent(request)
+
+        mailbox.send = send_then_mark  # type: ignore[method-assign]
+        queue.sent.clear()
+
+        await service.work(base64.b64decode(next_page).decode())
+
+        assert store.pages[key].page == 2
+        assert len(queue.sent) == 1  # page 2 was queued: the export did not stall
+
+    asyncio.run(run())
+
+
 def test_a_cancelled_export_reads_no_more_pages() -> None:
     async def run() -> None:
         store, queue, mailbox, service = await _arrange()
