@@ -129,7 +129,7 @@ def seed(sandbox: SandboxServer, count: int) -> None:
                     "count": n,
                     "folder": "archive",
                     "template": {"body": {"contentType": "text", "content": text}},
-                    "renderMime": SANDBOX_MIME == "kept",
+                    **({"renderMime": True} if SANDBOX_MIME == "kept" else {}),
                 },
             ).raise_for_status()
             done += n
