@@ -1,13 +1,21 @@
 """Export throughput: a full MIME export of 5,000 messages of ~20 KB in one folder of one
 mailbox with the sandbox's Graph latency at 30 ms, then an incremental export after 50 new
-messages. Reports messages/s, MB/s and Graph requests/s against the ceiling the per-mailbox
-limit of 4 requests in flight allows (4 / 30 ms ≈ 133 requests/s), and the worker's peak RSS
-(VmHWM).
+messages (asserted: only those 50 are fetched). Reports messages/s, MB/s and Graph
+requests/s against the ceiling the per-mailbox limit of 4 requests in flight allows
+(4 / 30 ms ≈ 133 requests/s), the worker's peak RSS (VmHWM), CPU-seconds of the worker, the
+sandbox and Azurite, the Graph and storage requests each export made, and the time spent
+inside page jobs' item stage against the time between pages.
 
 In-process: this process is the worker. It starts the export through ExportService (as the
 HTTP route does), then drains the exports queue in Azurite and hands each page job to
 `ExportService.work`, as the `exports_page` trigger does; items go to Azurite's Blob
-Storage. Run with `make bench-export` (or `python benchmarks/export.py`).
+Storage. After the full export, the same export is done with msgraph-sdk-python from
+`.venv/bench` (benchmarks/export_peer.py), sequentially and with 4 `$value` in flight.
+
+Run with `make bench-export` (or `python benchmarks/export.py`). Knobs (environment):
+BENCH_EXPORT_COUNT (5000), BENCH_EXPORT_ADDED (50), BENCH_GRAPH_LATENCY_MS (30),
+BENCH_EXPORT_PAGE_SIZE (50), BENCH_SANDBOX_MIME (kept | per-request), BENCH_EXPORT_PEERS
+(1 | 0), BENCH_EXPORT_PROFILE (a path: cProfile of the worker during the full export).
 """
 
 from __future__ import annotations
