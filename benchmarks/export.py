@@ -347,15 +347,6 @@ async def run(sandbox: SandboxServer, azurite: AzuriteServer, work: Path) -> Non
         profile.disable()
         profile.dump_stats(PROFILE)
     hwm_full = vm_hwm_mb()
-    peers = {v: run_peer(v, sandbox, meters, work) for v in ("sequential", "concurrent")}
-    seed(sandbox, ADDED)
-    graph_log(sandbox)
-    incremental, _ = await export(f"incremental (+{ADDED})", full_id)
-    # Only the new messages are fetched: one `$value` each, nothing of the earlier COUNT.
-    assert incremental.counts["messages"] == ADDED, incremental.counts
-    assert incremental.graph["$value"] == ADDED, incremental.graph
-    await container.aclose()
-
     ceiling = 4 / (max(LATENCY_MS, 1) / 1000)  # at 0 ms the figure is CPU-bound anyway
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
@@ -366,14 +357,28 @@ async def run(sandbox: SandboxServer, azurite: AzuriteServer, work: Path) -> Non
         f"page size {os.environ['EXPORT_PAGE_SIZE']}; sandbox MIME {SANDBOX_MIME}"
     )
     full.report(ceiling)
+    print(f"  worker peak RSS (VmHWM): {hwm_full:.1f} MB after the full export", flush=True)
+    peers = {v: run_peer(v, sandbox, meters, work) for v in ("sequential", "concurrent")}
+    seed(sandbox, ADDED)
+    graph_log(sandbox)
+    incremental, _ = await export(f"incremental (+{ADDED})", full_id)
+    # Only the new messages are fetched: one `$value` each, nothing of the earlier COUNT.
+    assert incremental.counts["messages"] == ADDED, incremental.counts
+    assert incremental.graph["$value"] == ADDED, incremental.graph
+    await container.aclose()
+
+    print(f"load average: {os.getloadavg()}")
     incremental.report(ceiling)
-    print(f"  worker peak RSS (VmHWM): {hwm_full:.1f} MB after the full export")
     for variant, figures in peers.items():
         if figures is not None:
             report_peer(variant, figures, full, ceiling)
 
 
 async def main() -> None:
+    # Outlook's budget is 10,000 requests per app and mailbox per 10 minutes; the app's
+    # export and the two msgraph-sdk ones (~5,100 requests each) run back to back in one
+    # sandbox, so each gets a budget of its own size here. The 4-in-flight limit stays.
+    os.environ.setdefault("SANDBOX_THROTTLE_REQUESTS", "100000")
     with local_servers("bench-export-") as servers:
         os.environ.update(servers.settings)
         os.environ["EXPORTS_QUEUE"] = QUEUE
