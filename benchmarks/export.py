@@ -14,7 +14,7 @@ Storage. After the full export, the same export is done with msgraph-sdk-python 
 
 Run with `make bench-export` (or `python benchmarks/export.py`). Knobs (environment):
 BENCH_EXPORT_COUNT (5000), BENCH_EXPORT_ADDED (50), BENCH_GRAPH_LATENCY_MS (30),
-BENCH_EXPORT_PAGE_SIZE (50), BENCH_SANDBOX_MIME (kept | per-request), BENCH_EXPORT_PEERS
+BENCH_EXPORT_PAGE_SIZE (the app's default), BENCH_SANDBOX_MIME (kept | per-request), BENCH_EXPORT_PEERS
 (1 | 0), BENCH_EXPORT_PROFILE (a path: cProfile of the worker during the full export).
 """
 
@@ -382,7 +382,10 @@ async def main() -> None:
     with local_servers("bench-export-") as servers:
         os.environ.update(servers.settings)
         os.environ["EXPORTS_QUEUE"] = QUEUE
-        os.environ["EXPORT_PAGE_SIZE"] = os.environ.get("BENCH_EXPORT_PAGE_SIZE", "50")
+        from shared.config import Settings
+
+        default = str(Settings.model_fields["EXPORT_PAGE_SIZE"].default)
+        os.environ["EXPORT_PAGE_SIZE"] = os.environ.get("BENCH_EXPORT_PAGE_SIZE", default)
         await run(servers.sandbox, servers.azurite, servers.work)
 
 

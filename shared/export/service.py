@@ -70,6 +70,9 @@ _DELTA_SELECT = "internetMessageId,receivedDateTime,parentFolderId"
 # Items read side by side within one page. The Graph client's per-mailbox limiter (4 in
 # flight) is the real bound; this only keeps a page from queueing more than it can use.
 _ITEM_CONCURRENCY = 4
+# Items held in memory at once by a page job (fetched and not yet written): a bound that does
+# not grow with EXPORT_PAGE_SIZE or with the size of messages while storage lags behind Graph.
+_ITEMS_HELD = 8
 _MANIFEST_PAGE = 500
 # Blob reads side by side while verifying (storage, not Graph: no mailbox limit applies).
 _VERIFY_CONCURRENCY = 8
@@ -486,10 +489,11 @@ class ExportService:
         self, mb: ConnectedMailbox, job: ExportJob, folder_id: str, items: list[dict[str, Any]]
     ) -> dict[str, int]:
         """Every item of one delta page: each message's bytes to its blob as soon as it is
-        fetched (so at most a few items are held at once), then the page's manifest rows in
-        entity-group transactions, then (in `work`) the checkpoint. Rows are written only
-        after their blobs, so a row always names a blob that holds its bytes."""
+        fetched (at most _ITEMS_HELD held at once, whatever the page size), then the page's
+        manifest rows in entity-group transactions, then (in `work`) the checkpoint. Rows are
+        written only after their blobs, so a row always names a blob that holds its bytes."""
         gate = asyncio.Semaphore(_ITEM_CONCURRENCY)
+        held = asyncio.Semaphore(_ITEMS_HELD)
         counts = {"messages": 0, "removed": 0, "bytes": 0, "failed": 0}
         added: list[ManifestEntry] = []
         removed: list[ManifestEntry] = []
@@ -501,16 +505,17 @@ class ExportService:
             if "@removed" in item:
                 removed.append(ManifestEntry(message_id, folder_id, removed=True))
                 return
-            async with gate:
-                try:
-                    data, content_type = await self._fetch(mb, job, message_id)
-                except GraphNotFound:
-                    counts["failed"] += 1  # gone between the delta page and the fetch
-                    return
-            digest = hashlib.sha256(data).hexdigest()
-            extension = "eml" if job.format == "mime" else "json"
-            blob = f"{job.connection_id}/{job.id}/{row_key_of(message_id)}.{extension}"
-            await self._items.put(blob, data, content_type)
+            async with held:
+                async with gate:
+                    try:
+                        data, content_type = await self._fetch(mb, job, message_id)
+                    except GraphNotFound:
+                        counts["failed"] += 1  # gone between the delta page and the fetch
+                        return
+                digest = hashlib.sha256(data).hexdigest()
+                extension = "eml" if job.format == "mime" else "json"
+                blob = f"{job.connection_id}/{job.id}/{row_key_of(message_id)}.{extension}"
+                await self._items.put(blob, data, content_type)
             added.append(
                 ManifestEntry(
                     message_id,

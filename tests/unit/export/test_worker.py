@@ -299,6 +299,47 @@ def test_a_page_advances_when_only_the_previous_pages_queued_mark_moved_its_chec
     asyncio.run(run())
 
 
+def test_a_large_page_holds_a_bounded_number_of_items_while_storage_lags() -> None:
+    async def run() -> None:
+        many = [f"n{i}" for i in range(60)]
+        store, queue, mailbox = FakeStore(), FakeQueue(), FakeMailbox()
+        await store.save_job(ExportJob("conn", "exp", "queued", ["inbox"], "mime", "t0"))
+        await store.save_checkpoint(Checkpoint("exp", "inbox", link=""), if_unchanged=False)
+        service = _service(store, queue, mailbox)
+        fetched, written, most = 0, 0, 0
+        storage = asyncio.Event()
+        send, put = mailbox.send, service._items.put
+
+        async def counting_send(request: GraphRequest) -> GraphResponse:
+            nonlocal fetched, most
+            if "/delta" in request.path:  # one page holding every message
+                page = {"value": [{"id": m} for m in many], "@odata.deltaLink": f"{BASE}/d?t=1"}
+                return _response(json.dumps(page).encode())
+            response = await send(request)
+            fetched += 1
+            most = max(most, fetched - written)
+            return response
+
+        async def slow_put(name: str, data: bytes, content_type: str) -> None:
+            nonlocal written
+            await storage.wait()  # storage lags until Graph has had every chance to run ahead
+            await put(name, data, content_type)
+            written += 1
+
+        mailbox.send = counting_send  # type: ignore[method-assign]
+        service._items.put = slow_put  # type: ignore[method-assign]
+        work = asyncio.create_task(service.work(_job_message(0)))
+        for _ in range(50):
+            await asyncio.sleep(0)
+        storage.set()
+        await work
+
+        assert written == len(many)
+        assert most <= 8
+
+    asyncio.run(run())
+
+
 def test_a_cancelled_export_reads_no_more_pages() -> None:
     async def run() -> None:
         store, queue, mailbox, service = await _arrange()
