@@ -14,8 +14,9 @@ Storage. After the full export, the same export is done with msgraph-sdk-python 
 
 Run with `make bench-export` (or `python benchmarks/export.py`). Knobs (environment):
 BENCH_EXPORT_COUNT (5000), BENCH_EXPORT_ADDED (50), BENCH_GRAPH_LATENCY_MS (30),
-BENCH_EXPORT_PAGE_SIZE (the app's default), BENCH_SANDBOX_MIME (kept | per-request), BENCH_EXPORT_PEERS
-(1 | 0), BENCH_EXPORT_PROFILE (a path: cProfile of the worker during the full export).
+BENCH_EXPORT_PAGE_SIZE (the app's default), BENCH_SANDBOX_MIME (kept | per-request),
+BENCH_EXPORT_PEERS (1 | 0), BENCH_EXPORT_PROFILE (a path: cProfile of the worker during the
+full export).
 """
 
 from __future__ import annotations
