@@ -38,7 +38,7 @@ from shared.errors import (
     StorageUnavailable,
     ValidationFailed,
 )
-from shared.export.seal import UnknownSealKey, chain, seal_key
+from shared.export.seal import Chain, UnknownSealKey, chain, seal_key
 from shared.graph.client import GraphRequest
 from shared.graph.errors import GraphNotFound
 from shared.store.exports import (
@@ -565,15 +565,20 @@ class ExportService:
         fresh = await self._store.get_job(job.connection_id, job.id)
         if fresh is None or fresh.status in FINISHED:
             return
-        entries = await self._store.entries(job.id)
         version, key = seal_key(await self._keys.get())
-        fresh.counts = {
-            "messages": sum(1 for e in entries if not e.removed),
-            "removed": sum(1 for e in entries if e.removed),
-            "bytes": sum(e.size for e in entries if not e.removed),
-            "failed": sum(int(cp.counts.get("failed", 0)) for cp in checkpoints),
-        }
-        fresh.seal, fresh.seal_key = chain(key, job.id, entries), version
+        # Streamed: the seal and the counts of a mailbox of any size in constant memory.
+        sealed = Chain(key, job.id)
+        counts = {"messages": 0, "removed": 0, "bytes": 0}
+        async for entry in self._store.stream_entries(job.id):
+            sealed.add(entry)
+            if entry.removed:
+                counts["removed"] += 1
+            else:
+                counts["messages"] += 1
+                counts["bytes"] += entry.size
+        counts["failed"] = sum(int(cp.counts.get("failed", 0)) for cp in checkpoints)
+        fresh.counts = counts
+        fresh.seal, fresh.seal_key = sealed.hexdigest(), version
         fresh.status, fresh.completed_at = "completed", self._clock()
         fresh.started_at = fresh.started_at or fresh.completed_at
         # CheckpointMoved: the last two folders finished together; the other one sealed it.

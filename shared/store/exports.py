@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -98,6 +98,10 @@ class ManifestEntry:
         if self.removed:
             out["removed"] = True
         return out
+
+
+class ManifestOutOfOrder(Exception):
+    """Table Storage answered a manifest's rows out of RowKey order."""
 
 
 class CheckpointMoved(Exception):
@@ -287,6 +291,22 @@ class ExportStore:
                     break
         last = out[-1][0] if len(out) >= limit else None
         return [entry for _, entry in out], last
+
+    async def stream_entries(self, export_id: str) -> AsyncIterator[ManifestEntry]:
+        """Every entry in RowKey order (the sealing order), a page of rows at a time: Table
+        Storage answers a partition's rows in RowKey order. Raises ManifestOutOfOrder if an
+        answer ever was not, rather than seal in another order than `entries` reads."""
+        table = await self._tables.table(ITEMS)
+        last = ""
+        with storage_errors("read manifest"):
+            async for e in table.query_entities(
+                "PartitionKey eq @pk", parameters={"pk": export_id}, results_per_page=1000
+            ):
+                row_key = str(e["RowKey"])
+                if row_key <= last:
+                    raise ManifestOutOfOrder(export_id)
+                last = row_key
+                yield _entry(e)
 
     async def entries(self, export_id: str) -> list[ManifestEntry]:
         """Every entry, in RowKey order (the sealing order)."""

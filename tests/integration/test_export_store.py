@@ -111,6 +111,16 @@ async def test_a_page_of_entries_written_again_leaves_one_row_per_message(
     assert {e.message_id: e for e in every}[ids[-1]] == again[-1]
 
 
+async def test_streamed_entries_are_the_entries_in_sealing_order(store: ExportStore) -> None:
+    page = [ManifestEntry(f"m{i}", "f", size=i, sha256="ab") for i in range(1200)]
+    await store.put_entries("e1", page)
+
+    streamed = [e async for e in store.stream_entries("e1")]
+
+    assert streamed == await store.entries("e1")
+    assert len(streamed) == 1200
+
+
 async def test_a_removal_after_a_batched_addition_leaves_the_addition(store: ExportStore) -> None:
     added = ManifestEntry("m1", "archive", size=3, sha256="ab", blob="b/m1")
     await store.put_entries("e1", [added])

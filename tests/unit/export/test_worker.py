@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
@@ -79,6 +80,10 @@ class FakeStore:
 
     async def entries(self, export_id: str) -> list[ManifestEntry]:
         return list(self.items.get(export_id, {}).values())
+
+    async def stream_entries(self, export_id: str) -> AsyncIterator[ManifestEntry]:
+        for entry in await self.entries(export_id):
+            yield entry
 
 
 class FakeItems:
