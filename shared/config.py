@@ -241,14 +241,16 @@ class Settings(BaseModel):
     POLL_SCHEDULE: str = Field(default="*/15 * * * * *", min_length=1)
 
     # Archiving (docs/archiving.md): the queue of export page jobs (binding expression
-    # %EXPORTS_QUEUE%) and how many messages one page job reads from a folder's delta round.
+    # %EXPORTS_QUEUE%) and how many messages one page job reads from a folder's delta round
+    # (200: each page costs a delta request, checkpoint writes and a queue hop with Graph idle,
+    # see benchmarks/README.md "Mailbox export"; a redelivered page reads at most this again).
     EXPORTS_QUEUE: str = Field(
         default="oia-exports",
         pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$",
         min_length=3,
         max_length=56,
     )
-    EXPORT_PAGE_SIZE: int = Field(default=50, ge=1, le=1000)
+    EXPORT_PAGE_SIZE: int = Field(default=200, ge=1, le=1000)
 
     # Pages for people: the browsable API docs (/api/docs, anonymous like openapi.json) and
     # the "My connections" portal (/api/portal), whose OpenID Connect sign-in returns to

@@ -17,6 +17,7 @@ from starlette.routing import Route
 from sandbox.graph import rules, schema, subscriptions
 from sandbox.graph.delta_control import delta_control_routes
 from sandbox.graph.errors import GraphError
+from sandbox.graph.mime import message_mime
 from sandbox.graph.store import Mailbox, apply_fields, default_props, format_datetime
 from sandbox.graph.views import folder_json, message_json
 
@@ -51,9 +52,11 @@ def mail_control_routes(ctx: SandboxContext) -> list[BaseRoute]:
             return _error(400, "invalid_json", "The body must be JSON.")
         if not isinstance(body, dict):
             return _error(400, "invalid_request", "The body must be a JSON object.")
-        unknown = set(body) - {"count", "folder", "template"}
+        unknown = set(body) - {"count", "folder", "template", "renderMime"}
         if unknown:
             return _error(400, "invalid_request", f"Unknown fields: {sorted(unknown)}.")
+        if not isinstance(body.get("renderMime", False), bool):
+            return _error(400, "invalid_request", "renderMime must be true or false.")
         count = body.get("count", 1)
         if (
             isinstance(count, bool)
@@ -103,11 +106,13 @@ def mail_control_routes(ctx: SandboxContext) -> list[BaseRoute]:
             if folder.well_known == "inbox":
                 # Seeded inbox mail stands for mail arriving: the mailbox's rules run on it
                 # (and may file it elsewhere, or drop it: no id then).
-                delivered = rules.deliver(store, mailbox, props, built, key=key)
-                if delivered is not None:
-                    out.append(delivered.immutable_id)
+                message = rules.deliver(store, mailbox, props, built, key=key)
             else:
-                out.append(store.add_message(mailbox, folder, props, built, key=key).immutable_id)
+                message = store.add_message(mailbox, folder, props, built, key=key)
+            if message is not None:
+                if body.get("renderMime") is True:
+                    message_mime(message)  # held with the message, as a received message's MIME
+                out.append(message.immutable_id)
         return JSONResponse({"ids": out}, status_code=201)
 
     async def mailbox_state(request: Request) -> JSONResponse:

@@ -179,7 +179,9 @@ def route_folders(call: Call, rest: list[str]) -> GraphResponse:
                     "POST": lambda: messages.create_draft(call, folder),
                 },
             )
-        if len(tail) == 2 and _segment(tail[1]) == "delta":
+        # `delta()`: OData's call syntax for a function without parameters, which Graph
+        # accepts and msgraph-sdk sends.
+        if len(tail) == 2 and _segment(tail[1]) in ("delta", "delta()"):
             _only(method, "GET")
             return delta.delta(call, folder)
         return route_messages(call, tail[1:])

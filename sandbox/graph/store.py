@@ -124,6 +124,10 @@ class Message:
     changed: int  # the store's change sequence number at the last change (for delta)
     attachments: list[Attachment] = field(default_factory=list)
     arrived: int = 0  # sequence number when it entered its current folder (delta "created")
+    # The last `$value` rendering and the version it was rendered from (sandbox/graph/mime.py).
+    rendered: tuple[tuple[int, tuple[int, ...]], bytes] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     def id_for(self, immutable: bool) -> str:
         return self.immutable_id if immutable else self.regular_id

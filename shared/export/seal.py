@@ -39,9 +39,24 @@ def canonical(entry: ManifestEntry) -> bytes:
     return json.dumps(entry.public(), sort_keys=True, separators=(",", ":")).encode()
 
 
+class Chain:
+    """The chain built one entry at a time, so that a manifest is sealed as it is read
+    page by page, never held whole."""
+
+    def __init__(self, key: bytes, export_id: str) -> None:
+        self._key = key
+        self._digest = hmac.new(key, export_id.encode(), hashlib.sha256).digest()
+
+    def add(self, entry: ManifestEntry) -> None:
+        self._digest = hmac.new(self._key, self._digest + canonical(entry), hashlib.sha256).digest()
+
+    def hexdigest(self) -> str:
+        return self._digest.hex()
+
+
 def chain(key: bytes, export_id: str, entries: Iterable[ManifestEntry]) -> str:
     """h0 = HMAC(k, exportId); h_i = HMAC(k, h_{i-1} || entry_i); the hex of the last h."""
-    digest = hmac.new(key, export_id.encode(), hashlib.sha256).digest()
+    built = Chain(key, export_id)
     for entry in entries:
-        digest = hmac.new(key, digest + canonical(entry), hashlib.sha256).digest()
-    return digest.hex()
+        built.add(entry)
+    return built.hexdigest()

@@ -38,7 +38,7 @@ from shared.errors import (
     StorageUnavailable,
     ValidationFailed,
 )
-from shared.export.seal import UnknownSealKey, chain, seal_key
+from shared.export.seal import Chain, UnknownSealKey, chain, seal_key
 from shared.graph.client import GraphRequest
 from shared.graph.errors import GraphNotFound
 from shared.store.exports import (
@@ -70,6 +70,9 @@ _DELTA_SELECT = "internetMessageId,receivedDateTime,parentFolderId"
 # Items read side by side within one page. The Graph client's per-mailbox limiter (4 in
 # flight) is the real bound; this only keeps a page from queueing more than it can use.
 _ITEM_CONCURRENCY = 4
+# Items held in memory at once by a page job (fetched and not yet written): a bound that does
+# not grow with EXPORT_PAGE_SIZE or with the size of messages while storage lags behind Graph.
+_ITEMS_HELD = 8
 _MANIFEST_PAGE = 500
 # Blob reads side by side while verifying (storage, not Graph: no mailbox limit applies).
 _VERIFY_CONCURRENCY = 8
@@ -379,10 +382,14 @@ class ExportService:
         except (ValueError, KeyError, TypeError):
             logger.warning("dropping a malformed export page job")
             return
-        job = await self._store.get_job(connection_id, export_id)
+        # Three independent reads side by side: they are most of a page's fixed cost.
+        job, cp, connection = await asyncio.gather(
+            self._store.get_job(connection_id, export_id),
+            self._store.get_checkpoint(export_id, folder_id),
+            self._connections.get(connection_id),
+        )
         if job is None or job.status in FINISHED:
             return
-        cp = await self._store.get_checkpoint(export_id, folder_id)
         if cp is None:
             return
         if cp.done:
@@ -403,7 +410,6 @@ class ExportService:
             job.status, job.started_at = "running", self._clock()
             with contextlib.suppress(CheckpointMoved):
                 job = await self._store.save_job(job, if_unchanged=True)
-        connection = await self._connections.get(connection_id)
         if connection is None:
             await self._fail(job, "The connection was deleted.")
             return
@@ -428,7 +434,7 @@ class ExportService:
             cp.done, cp.queued = True, True
             cp.delta_link = delta_link if isinstance(delta_link, str) else None
         try:
-            cp = await self._store.save_checkpoint(cp, if_unchanged=True)
+            cp = await self._advance(cp, page)
         except CheckpointMoved:
             return  # another delivery of this page got there first; it queues the next
         if cp.done:
@@ -438,6 +444,20 @@ class ExportService:
         cp.queued = True
         with contextlib.suppress(CheckpointMoved):
             await self._store.save_checkpoint(cp, if_unchanged=True)
+
+    async def _advance(self, cp: Checkpoint, page: int) -> Checkpoint:
+        """Write the checkpoint past `page`, over the version this job read, or over a newer
+        one that still stands at `page`: the job before this one marks "next page queued"
+        just after queueing it, and that write may land after this job read the checkpoint.
+        Raises CheckpointMoved when another delivery of this page advanced it."""
+        try:
+            return await self._store.save_checkpoint(cp, if_unchanged=True)
+        except CheckpointMoved:
+            fresh = await self._store.get_checkpoint(cp.export_id, cp.folder_id)
+            if fresh is None or fresh.page != page or fresh.done or fresh.resyncs != cp.resyncs:
+                raise
+            cp.etag = fresh.etag
+            return await self._store.save_checkpoint(cp, if_unchanged=True)
 
     def _page_request(self, mb: ConnectedMailbox, job: ExportJob, cp: Checkpoint) -> GraphRequest:
         prefer = (f"odata.maxpagesize={self._page_size}",)
@@ -468,31 +488,35 @@ class ExportService:
     async def _store_page(
         self, mb: ConnectedMailbox, job: ExportJob, folder_id: str, items: list[dict[str, Any]]
     ) -> dict[str, int]:
+        """Every item of one delta page: each message's bytes to its blob as soon as it is
+        fetched (at most _ITEMS_HELD held at once, whatever the page size), then the page's
+        manifest rows in entity-group transactions, then (in `work`) the checkpoint. Rows are
+        written only after their blobs, so a row always names a blob that holds its bytes."""
         gate = asyncio.Semaphore(_ITEM_CONCURRENCY)
+        held = asyncio.Semaphore(_ITEMS_HELD)
         counts = {"messages": 0, "removed": 0, "bytes": 0, "failed": 0}
+        added: list[ManifestEntry] = []
+        removed: list[ManifestEntry] = []
 
         async def one(item: dict[str, Any]) -> None:
             message_id = str(item.get("id") or "")
             if not message_id:
                 return
             if "@removed" in item:
-                await self._store.put_removed(
-                    job.id, ManifestEntry(message_id, folder_id, removed=True)
-                )
-                counts["removed"] += 1
+                removed.append(ManifestEntry(message_id, folder_id, removed=True))
                 return
-            async with gate:
-                try:
-                    data, content_type = await self._fetch(mb, job, message_id)
-                except GraphNotFound:
-                    counts["failed"] += 1  # gone between the delta page and the fetch
-                    return
-            digest = hashlib.sha256(data).hexdigest()
-            extension = "eml" if job.format == "mime" else "json"
-            blob = f"{job.connection_id}/{job.id}/{row_key_of(message_id)}.{extension}"
-            await self._items.put(blob, data, content_type)
-            await self._store.put_entry(
-                job.id,
+            async with held:
+                async with gate:
+                    try:
+                        data, content_type = await self._fetch(mb, job, message_id)
+                    except GraphNotFound:
+                        counts["failed"] += 1  # gone between the delta page and the fetch
+                        return
+                digest = hashlib.sha256(data).hexdigest()
+                extension = "eml" if job.format == "mime" else "json"
+                blob = f"{job.connection_id}/{job.id}/{row_key_of(message_id)}.{extension}"
+                await self._items.put(blob, data, content_type)
+            added.append(
                 ManifestEntry(
                     message_id,
                     folder_id,
@@ -501,10 +525,8 @@ class ExportService:
                     size=len(data),
                     sha256=digest,
                     blob=blob,
-                ),
+                )
             )
-            counts["messages"] += 1
-            counts["bytes"] += len(data)
 
         # A TaskGroup, not gather: when one item fails the page fails as a whole, and the
         # other items are cancelled rather than left writing after the job was handed back.
@@ -514,6 +536,12 @@ class ExportService:
                     group.create_task(one(item))
         except ExceptionGroup as failed:
             raise failed.exceptions[0] from None  # the host logs one typed error, not a group
+        await self._store.put_entries(job.id, added)
+        for entry in removed:
+            await self._store.put_removed(job.id, entry)
+        counts["messages"] = len(added)
+        counts["bytes"] = sum(e.size for e in added)
+        counts["removed"] = len(removed)
         return counts
 
     async def _fetch(
@@ -537,15 +565,20 @@ class ExportService:
         fresh = await self._store.get_job(job.connection_id, job.id)
         if fresh is None or fresh.status in FINISHED:
             return
-        entries = await self._store.entries(job.id)
         version, key = seal_key(await self._keys.get())
-        fresh.counts = {
-            "messages": sum(1 for e in entries if not e.removed),
-            "removed": sum(1 for e in entries if e.removed),
-            "bytes": sum(e.size for e in entries if not e.removed),
-            "failed": sum(int(cp.counts.get("failed", 0)) for cp in checkpoints),
-        }
-        fresh.seal, fresh.seal_key = chain(key, job.id, entries), version
+        # Streamed: the seal and the counts of a mailbox of any size in constant memory.
+        sealed = Chain(key, job.id)
+        counts = {"messages": 0, "removed": 0, "bytes": 0}
+        async for entry in self._store.stream_entries(job.id):
+            sealed.add(entry)
+            if entry.removed:
+                counts["removed"] += 1
+            else:
+                counts["messages"] += 1
+                counts["bytes"] += entry.size
+        counts["failed"] = sum(int(cp.counts.get("failed", 0)) for cp in checkpoints)
+        fresh.counts = counts
+        fresh.seal, fresh.seal_key = sealed.hexdigest(), version
         fresh.status, fresh.completed_at = "completed", self._clock()
         fresh.started_at = fresh.started_at or fresh.completed_at
         # CheckpointMoved: the last two folders finished together; the other one sealed it.

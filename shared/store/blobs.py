@@ -112,6 +112,11 @@ def build_blob_items(settings: Settings) -> BlobItems:
         "retry_total": 2,
         "connection_timeout": settings.STORAGE_TIMEOUT_SECONDS,
         "read_timeout": max(30.0, settings.STORAGE_TIMEOUT_SECONDS),
+        # Why not the environment's proxy and netrc settings: aiohttp looks both up in a
+        # thread on every request (about 0.8 ms of CPU per blob written, a third of an
+        # export's storage cost), and the storage account is reached directly, as Graph is
+        # (GraphClient's trust_env=False).
+        "use_env_settings": False,
     }
     service: BlobServiceClient
     if settings.STORAGE_CONNECTION_STRING is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 JOBS = "exports"
 PAGES = "exportpages"
 ITEMS = "exportitems"
+# Table Storage's limit on operations in one entity-group transaction.
+_TRANSACTION_LIMIT = 100
 
 
 def row_key_of(value: str) -> str:
@@ -95,6 +98,10 @@ class ManifestEntry:
         if self.removed:
             out["removed"] = True
         return out
+
+
+class ManifestOutOfOrder(Exception):
+    """Table Storage answered a manifest's rows out of RowKey order."""
 
 
 class CheckpointMoved(Exception):
@@ -221,21 +228,24 @@ class ExportStore:
     async def put_entry(self, export_id: str, entry: ManifestEntry) -> None:
         table = await self._tables.table(ITEMS)
         with storage_errors("write manifest entry"):
-            await table.upsert_entity(
-                {
-                    "PartitionKey": export_id,
-                    "RowKey": row_key_of(entry.message_id),
-                    "MessageId": entry.message_id,
-                    "FolderId": entry.folder_id,
-                    "InternetMessageId": entry.internet_message_id or "",
-                    "Received": entry.received or "",
-                    "Size": entry.size,
-                    "Sha256": entry.sha256 or "",
-                    "Removed": entry.removed,
-                    "Blob": entry.blob or "",
-                },
-                mode=UpdateMode.REPLACE,
-            )
+            await table.upsert_entity(_entry_entity(export_id, entry), mode=UpdateMode.REPLACE)
+
+    async def put_entries(self, export_id: str, entries: Sequence[ManifestEntry]) -> None:
+        """Many entries of one export in as few requests as Table Storage allows: entity-group
+        transactions of up to 100 upserts (one partition: the export). Why upserts: a page
+        read again after a worker died writes the same rows again, and must leave one each.
+        Each transaction is atomic; between them a death leaves some rows written, which the
+        redelivered page overwrites."""
+        if not entries:
+            return
+        table = await self._tables.table(ITEMS)
+        rows = {row_key_of(e.message_id): _entry_entity(export_id, e) for e in entries}
+        # A transaction may name a row once; the last entry for a message wins, as it would
+        # with one upsert each.
+        batch = [("upsert", row, {"mode": UpdateMode.REPLACE}) for row in rows.values()]
+        with storage_errors("write manifest entries"):
+            for start in range(0, len(batch), _TRANSACTION_LIMIT):
+                await table.submit_transaction(batch[start : start + _TRANSACTION_LIMIT])
 
     async def put_removed(self, export_id: str, entry: ManifestEntry) -> None:
         """A removal, unless the message is already in the manifest: a message moved between
@@ -282,6 +292,22 @@ class ExportStore:
         last = out[-1][0] if len(out) >= limit else None
         return [entry for _, entry in out], last
 
+    async def stream_entries(self, export_id: str) -> AsyncIterator[ManifestEntry]:
+        """Every entry in RowKey order (the sealing order), a page of rows at a time: Table
+        Storage answers a partition's rows in RowKey order. Raises ManifestOutOfOrder if an
+        answer ever was not, rather than seal in another order than `entries` reads."""
+        table = await self._tables.table(ITEMS)
+        last = ""
+        with storage_errors("read manifest"):
+            async for e in table.query_entities(
+                "PartitionKey eq @pk", parameters={"pk": export_id}, results_per_page=1000
+            ):
+                row_key = str(e["RowKey"])
+                if row_key <= last:
+                    raise ManifestOutOfOrder(export_id)
+                last = row_key
+                yield _entry(e)
+
     async def entries(self, export_id: str) -> list[ManifestEntry]:
         """Every entry, in RowKey order (the sealing order)."""
         table = await self._tables.table(ITEMS)
@@ -305,6 +331,21 @@ class ExportStore:
                 ):
                     with contextlib.suppress(ResourceNotFoundError):
                         await table.delete_entity(export_id, str(e["RowKey"]))
+
+
+def _entry_entity(export_id: str, entry: ManifestEntry) -> dict[str, Any]:
+    return {
+        "PartitionKey": export_id,
+        "RowKey": row_key_of(entry.message_id),
+        "MessageId": entry.message_id,
+        "FolderId": entry.folder_id,
+        "InternetMessageId": entry.internet_message_id or "",
+        "Received": entry.received or "",
+        "Size": entry.size,
+        "Sha256": entry.sha256 or "",
+        "Removed": entry.removed,
+        "Blob": entry.blob or "",
+    }
 
 
 def _s(entity: Any, name: str) -> str | None:

@@ -94,6 +94,41 @@ async def test_manifest_rows_are_one_per_message_and_page_in_order(store: Export
     assert await store.entries("e1") == []
 
 
+async def test_a_page_of_entries_written_again_leaves_one_row_per_message(
+    store: ExportStore,
+) -> None:
+    # 230 entries: three transactions (Table Storage takes at most 100 operations in one).
+    ids = [f"AAMk/{i}+x=" for i in range(230)]
+    page = [ManifestEntry(m, "f", size=1, sha256="ab", blob=f"b/{i}") for i, m in enumerate(ids)]
+    await store.put_entries("e1", page)
+
+    # The same page redelivered after a worker died before its checkpoint, one item changed.
+    again = [*page[:-1], replace(page[-1], size=2, sha256="cd")]
+    await store.put_entries("e1", again)
+
+    every = await store.entries("e1")
+    assert sorted(e.message_id for e in every) == sorted(ids)
+    assert {e.message_id: e for e in every}[ids[-1]] == again[-1]
+
+
+async def test_streamed_entries_are_the_entries_in_sealing_order(store: ExportStore) -> None:
+    page = [ManifestEntry(f"m{i}", "f", size=i, sha256="ab") for i in range(1200)]
+    await store.put_entries("e1", page)
+
+    streamed = [e async for e in store.stream_entries("e1")]
+
+    assert streamed == await store.entries("e1")
+    assert len(streamed) == 1200
+
+
+async def test_a_removal_after_a_batched_addition_leaves_the_addition(store: ExportStore) -> None:
+    added = ManifestEntry("m1", "archive", size=3, sha256="ab", blob="b/m1")
+    await store.put_entries("e1", [added])
+    await store.put_removed("e1", ManifestEntry("m1", "inbox", removed=True))
+
+    assert await store.entries("e1") == [added]
+
+
 async def test_items_are_written_read_and_deleted_under_a_prefix(items: BlobItems) -> None:
     await items.put("c1/e1/a.eml", b"one", "message/rfc822")
     await items.put("c1/e1/b.eml", b"two", "message/rfc822")

@@ -152,6 +152,15 @@ def test_delta_initial_sync_returns_everything_then_a_delta_link(alice: Graph) -
     assert delta_link.startswith(alice.sandbox.graph_url)
 
 
+def test_delta_called_as_a_function_with_parentheses_is_the_same_query(alice: Graph) -> None:
+    # OData's call syntax, which msgraph-sdk sends (`.../messages/delta()`).
+    values, delta_link = _walk(alice, "/me/mailFolders/inbox/messages/delta()?$select=subject")
+    plain, _ = _walk(alice, "/me/mailFolders/inbox/messages/delta?$select=subject")
+
+    assert [v["id"] for v in values] == [v["id"] for v in plain]
+    assert "$deltatoken=" in delta_link
+
+
 def test_delta_reports_new_changed_and_removed_messages(
     sandbox: SandboxServer, alice: Graph
 ) -> None:

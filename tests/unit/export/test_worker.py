@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
@@ -31,6 +32,7 @@ class FakeStore:
         self.pages: dict[tuple[str, str], Checkpoint] = {}
         self.items: dict[str, dict[str, ManifestEntry]] = {}
         self.writes = 0
+        self.batches: list[list[str]] = []  # message ids of each put_entries call
         self._version = 0
 
     def _etag(self) -> str:
@@ -68,11 +70,20 @@ class FakeStore:
         self.writes += 1
         self.items.setdefault(export_id, {})[entry.message_id] = entry
 
+    async def put_entries(self, export_id: str, entries: list[ManifestEntry]) -> None:
+        self.batches.append([e.message_id for e in entries])
+        for entry in entries:
+            await self.put_entry(export_id, entry)
+
     async def put_removed(self, export_id: str, entry: ManifestEntry) -> None:
         self.items.setdefault(export_id, {}).setdefault(entry.message_id, entry)
 
     async def entries(self, export_id: str) -> list[ManifestEntry]:
         return list(self.items.get(export_id, {}).values())
+
+    async def stream_entries(self, export_id: str) -> AsyncIterator[ManifestEntry]:
+        for entry in await self.entries(export_id):
+            yield entry
 
 
 class FakeItems:
@@ -245,6 +256,91 @@ def test_a_page_read_twice_leaves_one_manifest_row_per_message() -> None:
         assert sorted(store.items["exp"]) == MESSAGES
         assert store.writes == len(MESSAGES) + PAGE
         assert store.jobs[("conn", "exp")].counts["messages"] == len(MESSAGES)
+
+    asyncio.run(run())
+
+
+def test_a_page_writes_its_manifest_rows_together_after_their_items() -> None:
+    async def run() -> None:
+        store, _queue, _, service = await _arrange()
+        items: FakeItems = service._items  # type: ignore[assignment]
+        await service.work(_job_message(0))
+
+        assert len(store.batches) == 1
+        assert sorted(store.batches[0]) == MESSAGES[:PAGE]
+        blobs = {e.blob for e in store.items["exp"].values()}
+        assert blobs <= set(items.blobs)  # no row names a blob that was not written
+
+    asyncio.run(run())
+
+
+def test_a_page_advances_when_only_the_previous_pages_queued_mark_moved_its_checkpoint() -> None:
+    async def run() -> None:
+        store, queue, mailbox, service = await _arrange()
+        await service.work(_job_message(0))
+        [next_page] = queue.sent
+        # The job of page 0 marks "page 1 queued" after queueing it; here that write lands
+        # while page 1's job is reading Graph, after it read the checkpoint.
+        key = ("exp", "inbox")
+        ahead = store.pages[key]
+        store.pages[key] = replace(ahead, queued=False)
+        sent = mailbox.send
+
+        async def send_then_mark(request: GraphRequest) -> GraphResponse:
+            if "/delta" in request.path and store.pages[key].page == 1:
+                await store.save_checkpoint(
+                    replace(store.pages[key], queued=True), if_unchanged=True
+                )
+            return await sent(request)
+
+        mailbox.send = send_then_mark  # type: ignore[method-assign]
+        queue.sent.clear()
+
+        await service.work(base64.b64decode(next_page).decode())
+
+        assert store.pages[key].page == 2
+        assert len(queue.sent) == 1  # page 2 was queued: the export did not stall
+
+    asyncio.run(run())
+
+
+def test_a_large_page_holds_a_bounded_number_of_items_while_storage_lags() -> None:
+    async def run() -> None:
+        many = [f"n{i}" for i in range(60)]
+        store, queue, mailbox = FakeStore(), FakeQueue(), FakeMailbox()
+        await store.save_job(ExportJob("conn", "exp", "queued", ["inbox"], "mime", "t0"))
+        await store.save_checkpoint(Checkpoint("exp", "inbox", link=""), if_unchanged=False)
+        service = _service(store, queue, mailbox)
+        fetched, written, most = 0, 0, 0
+        storage = asyncio.Event()
+        send, put = mailbox.send, service._items.put
+
+        async def counting_send(request: GraphRequest) -> GraphResponse:
+            nonlocal fetched, most
+            if "/delta" in request.path:  # one page holding every message
+                page = {"value": [{"id": m} for m in many], "@odata.deltaLink": f"{BASE}/d?t=1"}
+                return _response(json.dumps(page).encode())
+            response = await send(request)
+            fetched += 1
+            most = max(most, fetched - written)
+            return response
+
+        async def slow_put(name: str, data: bytes, content_type: str) -> None:
+            nonlocal written
+            await storage.wait()  # storage lags until Graph has had every chance to run ahead
+            await put(name, data, content_type)
+            written += 1
+
+        mailbox.send = counting_send  # type: ignore[method-assign]
+        service._items.put = slow_put  # type: ignore[method-assign]
+        work = asyncio.create_task(service.work(_job_message(0)))
+        for _ in range(50):
+            await asyncio.sleep(0)
+        storage.set()
+        await work
+
+        assert written == len(many)
+        assert most <= 8
 
     asyncio.run(run())
 
