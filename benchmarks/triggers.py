@@ -632,7 +632,12 @@ def main() -> int:
     parser.add_argument("--subscriptions", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60.0, help="arrival window")
     parser.add_argument("--kills", type=int, default=2, help="SIGKILLs of the worker per run")
-    parser.add_argument("--drain", type=float, default=180.0, help="deadline after arrivals")
+    parser.add_argument(
+        "--drain",
+        type=float,
+        default=420.0,
+        help="deadline after arrivals (the run ends once every event settled)",
+    )
     parser.add_argument("--seed", type=int, default=17)
     parser.add_argument("--only", choices=("push", "sweep"), help="one of the two runs")
     parser.add_argument("--json", action="store_true", help="also print the results as JSON")

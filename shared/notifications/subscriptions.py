@@ -35,7 +35,14 @@ from shared.notifications.jobs import JobQueue
 from shared.notifications.polling import FolderPoller
 from shared.notifications.webhooks import WebhookRejected, check_webhook, new_signing_secret
 from shared.store.connections import ConnectionStore
-from shared.store.deliveries import DELIVERY_ID, DeliveryRecord, DeliveryStore, FlagState
+from shared.store.deliveries import (
+    DELIVERY_ID,
+    PENDING,
+    DeliveryRecord,
+    DeliveryStore,
+    FlagState,
+    delivery_id,
+)
 from shared.store.subscriptions import Subscription, SubscriptionStore
 
 logger = logging.getLogger(__name__)
@@ -389,8 +396,17 @@ class SubscriptionService:
                 ids.append(item["id"])
             if body.get("@odata.deltaLink"):
                 link = str(body["@odata.deltaLink"])
+        queued = 0
         for message_id in ids:
+            # An event the ledger holds as settled (delivered, failed, filtered, gone) needs
+            # no job: it would only read the row and stop, and every sweep would queue one
+            # per message since the last. A pending one is queued: its lease may belong to
+            # a worker that died.
+            record = await self._deliveries.get(s.id, delivery_id(s.id, message_id, "created"))
+            if record is not None and record.status != PENDING:
+                continue
             await self._jobs.change(s.id, message_id, mb.correlation_id)
+            queued += 1
         if link:
             s.delta_link = link
             await self._store.save(s)
@@ -399,7 +415,7 @@ class SubscriptionService:
             Outcome.SUCCESS,
             mb.correlation_id,
             mb.connection,
-            counts={"items": len(ids)},
+            counts={"items": queued},
         )
 
     async def baseline(
