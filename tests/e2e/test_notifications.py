@@ -645,6 +645,29 @@ def test_created_fires_for_mail_moved_or_copied_into_the_folder(
     assert all(e["subscriptionId"] == subscription_id and e["occurredAt"] for e in got)
 
 
+def change_and_wait(
+    alice: Caller,
+    sandbox: SandboxServer,
+    app: AppServer,
+    message_id: str,
+    path: str,
+    body: dict[str, Any],
+) -> None:
+    """Change a message and wait until Graph's notification of it was worked. A flag
+    transition is judged against the state the previous change left, so each change must
+    reach the app and be worked (the queue) before the next one is made: waiting a fixed
+    time raced on a busy machine. One Graph subscription is assumed."""
+
+    def delivered() -> int:
+        return int(graph_subscriptions(sandbox)[0]["delivered"])
+
+    before = delivered()
+    answer = alice.post(f"/messages/{message_id}{path}", body)
+    assert answer.status_code == 200, answer.text
+    wait_until(lambda: delivered() > before, 30, "Graph's notification of the change")
+    app.wait_idle()
+
+
 def test_flagged_fires_once_per_transition_to_flagged(
     alice: Caller, sandbox: SandboxServer, receiver: Receiver, notify_app: tuple[AppServer, Path]
 ) -> None:
@@ -654,18 +677,8 @@ def test_flagged_fires_once_per_transition_to_flagged(
     assert graph_sub["changeType"] == "created,updated"
     [message_id] = seed(sandbox)
 
-    def delivered() -> int:
-        return int(graph_subscriptions(sandbox)[0]["delivered"])
-
     def change(path: str, body: dict[str, Any]) -> None:
-        # A transition is judged against the flag state the previous change left, so each
-        # change must reach the app (Graph's notification) and be worked (the queue) before
-        # the next one is made: waiting a fixed time raced on a busy machine.
-        before = delivered()
-        answer = alice.post(f"/messages/{message_id}{path}", body)
-        assert answer.status_code == 200, answer.text
-        wait_until(lambda: delivered() > before, 30, "Graph's notification of the change")
-        notify_app[0].wait_idle()
+        change_and_wait(alice, sandbox, notify_app[0], message_id, path, body)
 
     def flag(status: str) -> None:
         change("/flag", {"flagStatus": status})
@@ -701,15 +714,8 @@ def test_a_message_flagged_before_subscribing_fires_only_on_its_next_transition(
     assert answer.status_code == 200, answer.text
     subscribe(alice, receiver, events=["flagged"])  # the creation records the flag it finds
 
-    def delivered() -> int:
-        return int(graph_subscriptions(sandbox)[0]["delivered"])
-
     def change(path: str, body: dict[str, Any]) -> None:
-        before = delivered()
-        answer = alice.post(f"/messages/{message_id}{path}", body)
-        assert answer.status_code == 200, answer.text
-        wait_until(lambda: delivered() > before, 30, "Graph's notification of the change")
-        notify_app[0].wait_idle()
+        change_and_wait(alice, sandbox, notify_app[0], message_id, path, body)
 
     change("/markRead", {"isRead": True})  # still flagged: no transition
     change("/flag", {"flagStatus": "flagged"})  # a re-flag: none either
