@@ -10,7 +10,6 @@ like tests/e2e/test_notifications.py, since the trigger needs the app's notifica
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import uuid
@@ -21,9 +20,15 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.app import AppServer, app_settings, start_app
+from tests.support.app import (
+    AppServer,
+    app_settings,
+    isolated_settings,
+    start_app,
+    webhook_settings,
+)
 from tests.support.azurite import AzuriteServer
-from tests.support.receiver import Receiver, start_receiver
+from tests.support.receiver import Receiver
 from tests.support.sandbox import SandboxServer
 
 ALICE = "alice@contoso.test"
@@ -43,30 +48,17 @@ def app_only(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[AppServer, Path]]:
     tmp = tmp_path_factory.mktemp("apponly")
-    tag = "apo" + hashlib.sha256(str(tmp).encode()).hexdigest()[:6]
     settings = {
         **app_settings(sandbox_server, azurite, servers_dir, spare_app_port),
-        "TABLE_PREFIX": tag,
-        "LIFECYCLE_QUEUE": f"{tag}-work",
-        "NOTIFICATIONS_QUEUE": f"{tag}-notify",
-        "PUBLIC_BASE_URL": f"http://127.0.0.1:{spare_app_port}",
-        "ALLOW_HTTP_LOOPBACK_WEBHOOKS": "true",
+        **isolated_settings("apo", tmp),
+        **webhook_settings(spare_app_port),
         "ADMIN_GROUP_ID": ADMIN_GROUP,
-        "AUDIT_LOG_PATH": str(tmp / "audit.jsonl"),
-        "LOCAL_KEY_FILE": str(tmp / "dev-keys.json"),
     }
     server = start_app(settings, tmp, spare_app_port)
     try:
         yield server, tmp / "audit.jsonl"
     finally:
         server.stop()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = start_receiver()
-    yield r
-    r.stop()
 
 
 def client(app: AppServer, token: str) -> httpx.Client:

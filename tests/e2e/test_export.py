@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.sandbox.graph.support import user_token as graph_token
-from tests.support.app import AppServer, app_settings, start_app
+from tests.support.app import AppServer, app_settings, isolated_settings, start_app
 from tests.support.azurite import AzuriteServer
 from tests.support.callers import Caller
 from tests.support.sandbox import SandboxServer
@@ -38,16 +38,12 @@ def export_app(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[AppServer]:
     tmp = tmp_path_factory.mktemp("export")
-    tag = "exp" + hashlib.sha256(str(tmp).encode()).hexdigest()[:6]
+    isolation = isolated_settings("exp", tmp)
     settings = {
         **app_settings(sandbox_server, azurite, servers_dir, spare_app_port),
-        "TABLE_PREFIX": tag,
-        "LIFECYCLE_QUEUE": f"{tag}-work",
-        "NOTIFICATIONS_QUEUE": f"{tag}-notify",
-        "EXPORTS_QUEUE": f"{tag}-exports",
+        **isolation,
+        "EXPORTS_QUEUE": f"{isolation['TABLE_PREFIX']}-exports",
         "EXPORT_PAGE_SIZE": str(PAGE_SIZE),
-        "AUDIT_LOG_PATH": str(tmp / "audit.jsonl"),
-        "LOCAL_KEY_FILE": str(tmp / "dev-keys.json"),
     }
     server = start_app(settings, tmp, spare_app_port)
     try:

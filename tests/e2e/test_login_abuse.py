@@ -5,7 +5,6 @@ can cause are held to a per-worker budget. Over real HTTP: dev host + sandbox + 
 from __future__ import annotations
 
 import json
-import secrets
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ import pytest
 from azure.data.tables import TableServiceClient
 
 from shared.audit.budget import ANONYMOUS_EVENTS_PER_MINUTE
-from tests.support.app import AppServer, app_settings, start_app
+from tests.support.app import AppServer, app_settings, isolated_settings, start_app
 from tests.support.azurite import AzuriteServer
 from tests.support.sandbox import SandboxServer
 
@@ -35,15 +34,10 @@ def private_app(
     """An app of its own (tables, audit file, worker), so that its budget and its tables
     hold this test's traffic only. No sign-in completes here, so any port will do."""
     tmp = tmp_path_factory.mktemp("abuse")
-    tag = "abu" + secrets.token_hex(3)
     settings = {
         **app_settings(sandbox_server, azurite, servers_dir),
-        "TABLE_PREFIX": tag,
-        "LIFECYCLE_QUEUE": f"{tag}-work",
-        "NOTIFICATIONS_QUEUE": f"{tag}-notify",
+        **isolated_settings("abu", tmp),
         "LIFECYCLE_SCHEDULE": "0 0 0 1 1 *",
-        "AUDIT_LOG_PATH": str(tmp / "audit.jsonl"),
-        "LOCAL_KEY_FILE": str(tmp / "dev-keys.json"),
     }
     server = start_app(settings, tmp)
     try:

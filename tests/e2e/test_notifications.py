@@ -24,11 +24,18 @@ import httpx
 import pytest
 
 from shared.store.deliveries import delivery_id
-from tests.support.app import MASTER_KEY, AppServer, app_settings, start_app
+from tests.support.app import (
+    MASTER_KEY,
+    AppServer,
+    app_settings,
+    isolated_settings,
+    start_app,
+    webhook_settings,
+)
 from tests.support.azurite import AzuriteServer
 from tests.support.callers import Caller
 from tests.support.processes import wait_until
-from tests.support.receiver import Receiver, start_receiver
+from tests.support.receiver import Receiver
 from tests.support.sandbox import SandboxServer
 
 ALICE = "alice@contoso.test"
@@ -44,35 +51,22 @@ def notify_app(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[AppServer, Path]]:
     tmp = tmp_path_factory.mktemp("notify")
-    tag = "ntf" + hashlib.sha256(str(tmp).encode()).hexdigest()[:6]
     settings = {
         **app_settings(sandbox_server, azurite, servers_dir, spare_app_port),
-        "TABLE_PREFIX": tag,
-        "LIFECYCLE_QUEUE": f"{tag}-work",
-        "NOTIFICATIONS_QUEUE": f"{tag}-notify",
-        "PUBLIC_BASE_URL": f"http://127.0.0.1:{spare_app_port}",
-        "ALLOW_HTTP_LOOPBACK_WEBHOOKS": "true",
+        **isolated_settings("ntf", tmp),
+        **webhook_settings(spare_app_port),
         "WEBHOOK_RETRY_INITIAL_SECONDS": "0.5",
         "WEBHOOK_RETRY_MAX_SECONDS": "20",
         # A failing event gives up within a minute, so no test's retries outlive it.
         "WEBHOOK_RETRY_HOURS": "0.015",
         "WEBHOOK_LEASE_SECONDS": "4",
         "SUBSCRIPTION_RENEW_WITHIN_HOURS": "168",  # every subscription is due
-        "AUDIT_LOG_PATH": str(tmp / "audit.jsonl"),
-        "LOCAL_KEY_FILE": str(tmp / "dev-keys.json"),
     }
     server = start_app(settings, tmp, spare_app_port)
     try:
         yield server, tmp / "audit.jsonl"
     finally:
         server.stop()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = start_receiver()
-    yield r
-    r.stop()
 
 
 @pytest.fixture

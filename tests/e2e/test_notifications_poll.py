@@ -22,10 +22,17 @@ import httpx
 import pytest
 from azure.data.tables import TableClient
 
-from tests.support.app import MASTER_KEY, AppServer, app_settings, start_app
+from tests.support.app import (
+    MASTER_KEY,
+    AppServer,
+    app_settings,
+    isolated_settings,
+    start_app,
+    webhook_settings,
+)
 from tests.support.azurite import AzuriteServer
 from tests.support.callers import Caller
-from tests.support.receiver import Receiver, start_receiver
+from tests.support.receiver import Receiver
 from tests.support.sandbox import SandboxServer
 
 ALICE = "alice@contoso.test"
@@ -43,33 +50,20 @@ def poll_app(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[AppServer]:
     tmp = tmp_path_factory.mktemp("poll")
-    tag = "pol" + hashlib.sha256(str(tmp).encode()).hexdigest()[:6]
     settings = {
         **app_settings(sandbox_server, azurite, servers_dir, spare_app_port),
-        "TABLE_PREFIX": tag,
-        "LIFECYCLE_QUEUE": f"{tag}-work",
-        "NOTIFICATIONS_QUEUE": f"{tag}-notify",
-        "PUBLIC_BASE_URL": f"http://127.0.0.1:{spare_app_port}",
-        "ALLOW_HTTP_LOOPBACK_WEBHOOKS": "true",
+        **isolated_settings("pol", tmp),
+        **webhook_settings(spare_app_port),
         "WEBHOOK_RETRY_INITIAL_SECONDS": "0.5",
         "WEBHOOK_RETRY_HOURS": "0.015",
         "WEBHOOK_LEASE_SECONDS": "4",
         "POLL_INTERVAL_SECONDS": "1",
-        "AUDIT_LOG_PATH": str(tmp / "audit.jsonl"),
-        "LOCAL_KEY_FILE": str(tmp / "dev-keys.json"),
     }
     server = start_app(settings, tmp, spare_app_port)
     try:
         yield server
     finally:
         server.stop()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = start_receiver()
-    yield r
-    r.stop()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ app and the app has finished all its work, then counts what the receiver got.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,11 +18,17 @@ import httpx
 import pytest
 
 from tests.sandbox.graph.support import Graph, user_token
-from tests.support.app import AppServer, app_settings, start_app
+from tests.support.app import (
+    AppServer,
+    app_settings,
+    isolated_settings,
+    start_app,
+    webhook_settings,
+)
 from tests.support.azurite import AzuriteServer
 from tests.support.callers import Caller
 from tests.support.processes import wait_until
-from tests.support.receiver import Receiver, start_receiver
+from tests.support.receiver import Receiver
 from tests.support.sandbox import SandboxServer
 
 ALICE = "alice@contoso.test"
@@ -40,33 +45,20 @@ def notify_app(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[AppServer]:
     tmp = tmp_path_factory.mktemp("notify-rules")
-    tag = "ntr" + hashlib.sha256(str(tmp).encode()).hexdigest()[:6]
     settings = {
         **app_settings(sandbox_server, azurite, servers_dir, spare_app_port),
-        "TABLE_PREFIX": tag,
-        "LIFECYCLE_QUEUE": f"{tag}-work",
-        "NOTIFICATIONS_QUEUE": f"{tag}-notify",
-        "PUBLIC_BASE_URL": f"http://127.0.0.1:{spare_app_port}",
-        "ALLOW_HTTP_LOOPBACK_WEBHOOKS": "true",
+        **isolated_settings("ntr", tmp),
+        **webhook_settings(spare_app_port),
         "WEBHOOK_RETRY_INITIAL_SECONDS": "0.5",
         "WEBHOOK_RETRY_MAX_SECONDS": "20",
         "WEBHOOK_RETRY_HOURS": "0.015",
         "WEBHOOK_LEASE_SECONDS": "4",
-        "AUDIT_LOG_PATH": str(tmp / "audit.jsonl"),
-        "LOCAL_KEY_FILE": str(tmp / "dev-keys.json"),
     }
     server = start_app(settings, tmp, spare_app_port)
     try:
         yield server
     finally:
         server.stop()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = start_receiver()
-    yield r
-    r.stop()
 
 
 @pytest.fixture

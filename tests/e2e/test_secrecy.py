@@ -17,12 +17,18 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from tests.support.app import AppServer, app_settings, start_app
+from tests.support.app import (
+    AppServer,
+    app_settings,
+    isolated_settings,
+    start_app,
+    webhook_settings,
+)
 from tests.support.azurite import AzuriteServer
 from tests.support.browser import CONNECTION_ID, browser
 from tests.support.callers import Caller
 from tests.support.processes import wait_until
-from tests.support.receiver import Receiver, start_receiver
+from tests.support.receiver import Receiver
 from tests.support.sandbox import SandboxServer
 from tests.support.secrecy import graph_request_secrets
 
@@ -121,30 +127,17 @@ def webhook_app(
     """An app that Graph's notifications can reach (PUBLIC_BASE_URL is its own port) and that
     may deliver to a loopback receiver, with its own tables and queues."""
     tmp = tmp_path_factory.mktemp("secrecy")
-    tag = "sec" + secrets.token_hex(3)
     settings = {
         **app_settings(sandbox_server, azurite, servers_dir, spare_app_port),
-        "TABLE_PREFIX": tag,
-        "LIFECYCLE_QUEUE": f"{tag}-work",
-        "NOTIFICATIONS_QUEUE": f"{tag}-notify",
+        **isolated_settings("sec", tmp),
         "LIFECYCLE_SCHEDULE": "0 0 0 1 1 *",
-        "PUBLIC_BASE_URL": f"http://127.0.0.1:{spare_app_port}",
-        "ALLOW_HTTP_LOOPBACK_WEBHOOKS": "true",
-        "AUDIT_LOG_PATH": str(tmp / "audit.jsonl"),
-        "LOCAL_KEY_FILE": str(tmp / "dev-keys.json"),
+        **webhook_settings(spare_app_port),
     }
     server = start_app(settings, tmp, spare_app_port)
     try:
         yield server, settings
     finally:
         server.stop()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = start_receiver()
-    yield r
-    r.stop()
 
 
 def test_outbound_urls_leave_no_credential_or_personal_data_in_logs(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -102,6 +103,29 @@ class AppServer:
                 return int(q.get_queue_properties().approximate_message_count or 0)
             except ResourceNotFoundError:
                 return 0
+
+
+def isolated_settings(prefix: str, tmp: Path) -> dict[str, str]:
+    """The settings that keep one test module's app apart from every other's on the shared
+    Azurite and disk: its own tables and queues (named by a tag from its temp directory),
+    audit log and key file."""
+    tag = prefix + hashlib.sha256(str(tmp).encode()).hexdigest()[:6]
+    return {
+        "TABLE_PREFIX": tag,
+        "LIFECYCLE_QUEUE": f"{tag}-work",
+        "NOTIFICATIONS_QUEUE": f"{tag}-notify",
+        "AUDIT_LOG_PATH": str(tmp / "audit.jsonl"),
+        "LOCAL_KEY_FILE": str(tmp / "dev-keys.json"),
+    }
+
+
+def webhook_settings(port: int) -> dict[str, str]:
+    """An app that Graph's notifications reach (PUBLIC_BASE_URL is its own port) and that may
+    deliver to a loopback receiver."""
+    return {
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        "ALLOW_HTTP_LOOPBACK_WEBHOOKS": "true",
+    }
 
 
 def start_app(settings: dict[str, str], tmp_dir: Path, port: int | None = None) -> AppServer:
