@@ -53,7 +53,23 @@ def event_kind(event_type: str) -> str:
     return event_type.split(".", 1)[0]
 
 
-class DeliveryLedger(Protocol):
+class FlagLedger(Protocol):
+    """The last flag state seen per message and subscription (DeliveryStore): the push
+    path's `flagged` judgement, and poll mode's seed of it."""
+
+    async def flag_state(self, subscription_id: str, message_id: str) -> FlagState: ...
+
+    async def set_flag_state(
+        self,
+        subscription_id: str,
+        message_id: str,
+        flagged: bool,
+        transitions: int,
+        seen: FlagState,
+    ) -> bool: ...
+
+
+class DeliveryLedger(FlagLedger, Protocol):
     """The events' leases and states (DeliveryStore)."""
 
     async def claim(
@@ -87,17 +103,6 @@ class DeliveryLedger(Protocol):
     ) -> str: ...
 
     async def release(self, record: DeliveryRecord, now: datetime) -> None: ...
-
-    async def flag_state(self, subscription_id: str, message_id: str) -> FlagState: ...
-
-    async def set_flag_state(
-        self,
-        subscription_id: str,
-        message_id: str,
-        flagged: bool,
-        transitions: int,
-        seen: FlagState,
-    ) -> bool: ...
 
 
 class RetryJobs(Protocol):

@@ -31,6 +31,7 @@ from shared.connections.models import Connection
 from shared.errors import GraphFailure
 from shared.graph import GraphRequest
 from shared.notifications.auditing import connection_event
+from shared.notifications.delivery import FlagLedger
 from shared.store.deliveries import FlagState
 from shared.store.polls import PollState
 from shared.store.subscriptions import Subscription
@@ -72,21 +73,6 @@ class PollLedger(Protocol):
     async def prune(self, subscription_id: str, present: list[str]) -> None: ...
 
     async def delete(self, subscription_id: str) -> None: ...
-
-
-class FlagLedger(Protocol):
-    """The last flag state seen per message (DeliveryStore), shared with the push path."""
-
-    async def flag_state(self, subscription_id: str, message_id: str) -> FlagState: ...
-
-    async def set_flag_state(
-        self,
-        subscription_id: str,
-        message_id: str,
-        flagged: bool,
-        transitions: int,
-        seen: FlagState,
-    ) -> bool: ...
 
 
 class PollJobs(Protocol):
